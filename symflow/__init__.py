@@ -1,0 +1,26 @@
+"""symflow: exact modified equations of optimization algorithms, in pure SymPy.
+
+>>> import sympy as sp, symflow as sf
+>>> x, y = sp.symbols("x y")
+>>> me = sf.modified_equation(sf.GD(), loss=(x*y - 1)**2 / 2, params=[x, y], order=2)
+>>> me.is_gradient
+True
+
+Numerics (JAX, Diffrax) live in the separate package ``solvers``; importing symflow
+never imports jax.
+"""
+
+from ._errors import SymflowError, UnsafeExpressionError, ValidityWarning
+from ._modified import ModifiedEquation, modified_equation, optimizer_map
+from ._parse import parse_expression, parse_symbols
+from ._symbols import h
+from ._validity import ValidityReport, check_validity
+from .optimizers import GD, AbstractOptimizer, Custom
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstractOptimizer", "Custom", "GD", "ModifiedEquation", "SymflowError",
+    "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
+    "modified_equation", "optimizer_map", "parse_expression", "parse_symbols",
+]

@@ -1,0 +1,16 @@
+"""Exceptions and warnings raised by symflow.
+
+Every message states what was received, why it is wrong, and how to fix it.
+"""
+
+
+class SymflowError(ValueError):
+    """Bad input to a symflow function (a subclass of :class:`ValueError`)."""
+
+
+class UnsafeExpressionError(SymflowError):
+    """An expression string uses syntax or names outside the parser's whitelist."""
+
+
+class ValidityWarning(UserWarning):
+    """The learning rate is too large for the modified-equation series to be trusted."""

@@ -1,0 +1,271 @@
+r"""Modified equations (backward error analysis) of one-step optimizers.
+
+For an optimizer map :math:`\theta_{n+1} = \Phi_h(\theta_n)` the *modified equation* is the
+ODE :math:`\dot\theta = f_h(\theta) = \sum_{k\ge0} h^k f_k(\theta)` whose exact flow at time
+:math:`t = nh` interpolates the iterates: truncating after :math:`h^p` leaves a global error
+:math:`O(h^{p+1})` on bounded time intervals. For gradient descent
+:math:`f_0 = -\nabla L` and :math:`f_1 = -\tfrac12 H\nabla L = -\nabla\bigl(\tfrac14\lVert\nabla
+L\rVert^2\bigr)` (Barrett & Dherin 2021, *Implicit Gradient Regularization*).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sympy as sp
+
+from . import _validate as v
+from ._algebra import taylor_in_h
+from ._bea import modified_field
+from ._errors import SymflowError
+from ._gradient import _is_zero_expr, is_gradient_field, potential
+from ._symbols import h
+from .optimizers import AbstractOptimizer
+
+
+def _check_optimizer(optimizer) -> AbstractOptimizer:
+    if isinstance(optimizer, type) and issubclass(optimizer, AbstractOptimizer):
+        raise SymflowError(
+            f"got the class {optimizer.__name__}; pass an instance, e.g. sf.{optimizer.__name__}()"
+        )
+    if not isinstance(optimizer, AbstractOptimizer):
+        raise SymflowError(
+            f"got optimizer={optimizer!r}; pass an optimizer such as sf.GD() or "
+            "sf.Custom(update=lambda theta, grad, h: ...)"
+        )
+    return optimizer
+
+
+def gradient_oracle(loss, params):
+    """The gradient column of ``loss`` and a callable evaluating it at any point."""
+    grad = sp.Matrix([sp.diff(loss, p) for p in params])
+
+    def oracle(point):
+        point = sp.Matrix(point) if isinstance(point, (list, tuple)) else point
+        if not isinstance(point, sp.MatrixBase) or len(point) != len(params):
+            raise SymflowError(
+                f"grad() was called with {point!r}; it takes a column Matrix of "
+                f"{len(params)} entries (one per parameter)"
+            )
+        return grad.xreplace(dict(zip(params, point)))
+
+    return grad, oracle
+
+
+def optimizer_map(optimizer, loss, params, hyper=()):
+    r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``."""
+    optimizer = _check_optimizer(optimizer)
+    params = v.check_params(params)
+    allowed = v.check_symbols(hyper, "hyper") | optimizer.hyper_symbols
+    loss = v.check_loss(loss, params, allowed)
+    _, oracle = gradient_oracle(loss, params)
+    phi = optimizer.step(sp.Matrix(params), oracle, h)
+    phi = phi.applyfunc(v.rationalize)
+    v.check_free_symbols(phi, params, allowed | {h}, f"the update rule of {optimizer!r}")
+    return phi
+
+
+class ModifiedEquation:
+    r"""The modified flow :math:`\dot\theta = \sum_{k=0}^{p} h^k\, \text{terms}[k]` of an optimizer.
+
+    Attributes
+    ----------
+    terms : tuple of sympy column Matrix
+        ``terms[k]`` is the exact coefficient of :math:`h^k`; for gradient descent
+        ``terms[0] == -grad L``.
+    params, loss, optimizer, order, hyper
+        What was derived. ``path`` is ``"polynomial"`` (exact ring arithmetic) or
+        ``"general"`` (expression arithmetic).
+
+    Use :attr:`field`, :attr:`is_gradient`, :attr:`gradient_orders`,
+    :attr:`first_non_gradient_order`, :attr:`modified_loss`, :meth:`latex`, and
+    :meth:`check_validity`.
+    """
+
+    def __init__(self, optimizer, loss, params, order, hyper, algebra, raw_terms):
+        self.optimizer = optimizer
+        self.loss = loss
+        self.params = tuple(params)
+        self.order = order
+        self.hyper = frozenset(hyper)
+        self.path = algebra.kind
+        self._alg = algebra
+        self._raw = list(raw_terms)
+        self.terms = tuple(
+            sp.ImmutableMatrix([algebra.to_expr(c) for c in vec]) for vec in self._raw
+        )
+
+    # -- the field ---------------------------------------------------------------------
+    @property
+    def field(self) -> sp.Matrix:
+        """:math:`\\sum_k h^k\\,\\text{terms}[k]` as one column Matrix."""
+        out = sp.zeros(len(self.params), 1)
+        for k, term in enumerate(self.terms):
+            out += h**k * sp.Matrix(term)
+        return out
+
+    def truncate(self, order: int) -> "ModifiedEquation":
+        """The same equation keeping only the terms up to ``h**order``."""
+        order = v.check_order(order)
+        if order > self.order:
+            raise SymflowError(
+                f"got order={order}; this equation was derived to order {self.order} only"
+            )
+        return ModifiedEquation(self.optimizer, self.loss, self.params, order, self.hyper,
+                                self._alg, self._raw[: order + 1])
+
+    # -- gradient structure ------------------------------------------------------------
+    @functools.cached_property
+    def gradient_orders(self) -> tuple[bool, ...]:
+        """``gradient_orders[k]`` is True when ``terms[k]`` has a symmetric Jacobian."""
+        return tuple(is_gradient_field(self._alg, vec) for vec in self._raw)
+
+    @property
+    def is_gradient(self) -> bool:
+        """True when every kept term is a gradient field (exact symmetric-Jacobian test)."""
+        return all(self.gradient_orders)
+
+    @property
+    def first_non_gradient_order(self) -> int | None:
+        """The lowest power of ``h`` whose term is not a gradient field, or None."""
+        for k, ok in enumerate(self.gradient_orders):
+            if not ok:
+                return k
+        return None
+
+    @functools.cached_property
+    def potentials(self) -> tuple:
+        r"""``potentials[k]`` is :math:`V_k` with ``terms[k] == -grad V_k`` (None if none found).
+
+        :math:`V_0` is the loss itself when ``terms[0] == -grad L``.
+        """
+        out = []
+        for k, vec in enumerate(self._raw):
+            if not self.gradient_orders[k]:
+                out.append(None)
+            elif k == 0 and self._is_minus_grad_loss(self.terms[0]):
+                out.append(self.loss)
+            else:
+                out.append(potential(self._alg, vec))
+        return tuple(out)
+
+    def _is_minus_grad_loss(self, term) -> bool:
+        return all(_is_zero_expr(t + sp.diff(self.loss, p)) for t, p in zip(term, self.params))
+
+    @property
+    def modified_loss(self):
+        r"""The modified loss :math:`\tilde L = \sum_k h^k V_k` with ``field == -grad L~``.
+
+        ``None`` when some kept term is not a gradient field (see
+        :attr:`first_non_gradient_order`) or when a potential has no closed form.
+        """
+        if not self.is_gradient or any(p is None for p in self.potentials):
+            return None
+        return sp.Add(*[h**k * p for k, p in enumerate(self.potentials)])
+
+    # -- validity ----------------------------------------------------------------------
+    def check_validity(self, point, lr, hyper_values=None, warn: bool = True):
+        """Report :math:`h\\,\\lambda_{\\max}` at ``point``; see :func:`symflow.check_validity`."""
+        from ._validity import check_validity
+
+        return check_validity(self.loss, self.params, point, lr, hyper_values, warn=warn)
+
+    # -- display -----------------------------------------------------------------------
+    def _component_latex(self, i: int) -> str:
+        parts = []
+        for k, term in enumerate(self.terms):
+            c = term[i]
+            if c == 0:
+                continue
+            body = sp.latex(c)
+            if k == 0:
+                parts.append(body)
+            else:
+                hk = "h" if k == 1 else f"h^{{{k}}}"
+                parts.append(f"{hk} \\left({body}\\right)")
+        text = " + ".join(parts) if parts else "0"
+        return text.replace("+ -", "- ")
+
+    def latex(self) -> str:
+        """The equation (and the modified loss, when there is one) as LaTeX."""
+        rows = [
+            f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {self._component_latex(i)}"
+            for i, p in enumerate(self.params)
+        ]
+        ml = self.modified_loss
+        if ml is not None:
+            rows.append(f"\\tilde{{L}} &= {sp.latex(ml)}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+    def _repr_latex_(self) -> str:
+        return f"$\\displaystyle {self.latex()}$"
+
+    def gradient_summary(self) -> str:
+        """One sentence: gradient field or not, and from which order on."""
+        k = self.first_non_gradient_order
+        if k is None:
+            return f"gradient field at every kept order (0..{self.order})"
+        return f"not a gradient field: the h^{k} term has a non-symmetric Jacobian"
+
+    def __str__(self) -> str:
+        head = (f"Modified equation of {self.optimizer!r} to order {self.order} in h "
+                f"({self.path} path), t = n*h, theta = ({', '.join(map(str, self.params))})")
+        lines = [head]
+        for k, term in enumerate(self.terms):
+            lines.append(f"  h^{k}: {list(term)}")
+        lines.append("  " + self.gradient_summary())
+        ml = self.modified_loss
+        if ml is not None:
+            lines.append(f"  modified loss: {ml}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<ModifiedEquation {self.optimizer!r} order={self.order} "
+                f"params={list(self.params)} path={self.path}>")
+
+
+def modified_equation(optimizer, loss, params, order, hyper=(), progress=None) -> ModifiedEquation:
+    r"""Derive the modified equation of ``optimizer`` on ``loss`` up to ``h**order``, exactly.
+
+    Parameters
+    ----------
+    optimizer : AbstractOptimizer
+        ``sf.GD()``, ``sf.Custom(update=...)``, ...
+    loss : sympy.Expr
+        A scalar expression in ``params`` (and declared hyperparameter symbols).
+        Floats are read as the rationals they were written as (``0.1 -> 1/10``).
+    params : sequence of sympy.Symbol
+    order : int
+        Highest power of the learning rate :math:`h` kept (``0`` is the gradient flow).
+    hyper : sequence of sympy.Symbol
+        Constant symbols in the loss (the optimizer's own hyperparameters are known).
+    progress : bool or None
+        Show a progress bar; by default for ``order >= 6``.
+
+    Example::
+
+        >>> import sympy as sp, symflow as sf
+        >>> x, y = sp.symbols("x y")
+        >>> me = sf.modified_equation(sf.GD(), loss=(x*y - 1)**2 / 2, params=[x, y], order=2)
+        >>> me.terms[0].T
+        Matrix([[-x*y**2 + y, -x**2*y + x]])
+        >>> me.is_gradient
+        True
+    """
+    order = v.check_order(order)
+    params = v.check_params(params)
+    phi = optimizer_map(optimizer, loss, params, hyper)
+    allowed = v.check_symbols(hyper, "hyper") | optimizer.hyper_symbols
+    loss = v.check_loss(loss, params, allowed)
+    algebra, d = taylor_in_h(phi, params, h, allowed, order + 1)
+    identity = [algebra.from_expr(p) for p in params]
+    if not all(_is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):
+        raise SymflowError(
+            f"the update rule of {optimizer!r} does not reduce to the identity at h = 0 "
+            f"(it gives {list(map(algebra.to_expr, d[0]))}); a modified equation exists only "
+            "for consistent maps theta_{n+1} = theta_n + O(h)"
+        )
+    if progress is None:
+        progress = order >= 6
+    raw = modified_field(algebra, d, order, progress=progress)
+    return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw)
