@@ -1,14 +1,15 @@
-r"""Two exact arithmetics for vector fields: sparse polynomial rings and SymPy expressions.
+r"""Exact arithmetics for vector fields, and the expansion of a map in powers of ``h``.
 
 The backward-error recursion (:mod:`symflow._bea`) only needs sums, products, rational
-scalings and partial derivatives :math:`\partial/\partial\theta_i` of scalar fields. A
-*polynomial* loss and map are handled in SymPy's sparse polynomial ring
-:math:`\mathbb{Q}[\theta]` (or with coefficients in :math:`\mathbb{Q}[\beta]` /
-:math:`\mathbb{Q}(\beta)` for symbolic hyperparameters), which is exact and an order of
-magnitude faster than expression trees. Anything else (exp, log, tanh, ...) uses plain
-SymPy expressions.
+scalings and partial derivatives :math:`\partial/\partial\theta_i` of scalar fields. Three
+arithmetics offer that interface (a *vector* is a tuple of scalars), tried in order:
 
-Both arithmetics expose the same small interface; a *vector* is a tuple of scalars.
+1. ``polynomial``: a polynomial loss and map live in SymPy's sparse ring
+   :math:`\mathbb{Q}[\theta]` (coefficients in :math:`\mathbb{Q}[\beta]` or
+   :math:`\mathbb{Q}(\beta)` for symbolic hyperparameters): exact and fast.
+2. ``jet``: any loss, when the rule is polynomial in the parameters, the gradient values
+   and ``h``: fields are polynomials in the derivatives of :math:`L` (:mod:`symflow._jets`).
+3. ``general``: plain SymPy expressions, for anything else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import math
 
 import sympy as sp
 from sympy.polys.rings import ring
+
+from ._gradient import expr_is_gradient, expr_potential, poly_potential
+from ._jets import NotJetExpressible, expand_with_jets
+
+_CONVERSION_ERRORS = (ValueError, TypeError, sp.PolynomialError,
+                      sp.polys.polyerrors.CoercionFailed)
 
 
 class ExprAlgebra:
@@ -43,10 +50,15 @@ class ExprAlgebra:
     def to_expr(self, a):
         return a
 
+    def is_gradient(self, vec) -> bool:
+        return expr_is_gradient(vec, self.params)
 
-class PolyAlgebra:
-    r"""Scalars are elements of a sparse polynomial ring over :math:`\mathbb{Q}` (or a
-    polynomial ring / fraction field in the hyperparameter symbols)."""
+    def potential(self, vec):
+        return expr_potential(vec, self.params)
+
+
+class PolyAlgebra(ExprAlgebra):
+    r"""Scalars are elements of a sparse polynomial ring in the parameters."""
 
     kind = "polynomial"
 
@@ -70,38 +82,35 @@ class PolyAlgebra:
     def to_expr(self, a):
         return a.as_expr()
 
+    def is_gradient(self, vec) -> bool:
+        return not any(self.diff(vec[i], j) - self.diff(vec[j], i)
+                       for i in range(len(vec)) for j in range(i + 1, len(vec)))
 
-def _domains(hypers):
+    def potential(self, vec):
+        return poly_potential(self, vec)
+
+
+def coefficient_domains(hypers):
     """Coefficient domains to try, fastest first."""
+    hypers = sorted(hypers, key=str)
     if not hypers:
         return [sp.QQ]
     return [sp.QQ[tuple(hypers)], sp.QQ.frac_field(*hypers)]
 
 
-def taylor_in_h(phi: sp.MatrixBase, params, h, hypers, order: int):
-    r"""Expand a one-step map :math:`\Phi_h(\theta) = \sum_{k\ge 0} h^k d_k(\theta)` in ``h``.
+def _expand_polynomial(phi, params, h, domain, order):
+    ring_h, *_ = ring(tuple(params) + (h,), domain)
+    polys = [ring_h(c) for c in phi]
+    alg = PolyAlgebra(params, domain)
+    coeffs = [[alg.zero] * len(polys) for _ in range(order + 1)]
+    for c, poly in enumerate(polys):
+        for monom, coeff in poly.terms():
+            if monom[-1] <= order:
+                coeffs[monom[-1]][c] += alg.ring({monom[:-1]: coeff})
+    return alg, [tuple(v) for v in coeffs]
 
-    Returns ``(algebra, [d_0, ..., d_{order}])`` where each ``d_k`` is a vector in the
-    returned algebra. The polynomial ring is used when every component of ``phi`` is a
-    polynomial in the parameters and ``h``; otherwise the coefficients are the
-    derivatives :math:`d_k = \frac{1}{k!}\partial_h^k \Phi|_{h=0}`.
-    """
-    hypers = sorted(hypers, key=str)
-    for domain in _domains(hypers):
-        try:
-            ring_h, *_ = ring(tuple(params) + (h,), domain)
-            polys = [ring_h(c) for c in phi]
-        except (ValueError, TypeError, sp.PolynomialError, sp.polys.polyerrors.CoercionFailed):
-            continue
-        alg = PolyAlgebra(params, domain)
-        coeffs = [[alg.zero] * len(polys) for _ in range(order + 1)]
-        for c, poly in enumerate(polys):
-            for monom, coeff in poly.terms():
-                k = monom[-1]
-                if k <= order:
-                    coeffs[k][c] += alg.ring({monom[:-1]: coeff})
-        return alg, [tuple(v) for v in coeffs]
 
+def _expand_general(phi, params, h, order):
     alg = ExprAlgebra(params)
     coeffs, current = [], list(phi)
     for k in range(order + 1):
@@ -109,3 +118,35 @@ def taylor_in_h(phi: sp.MatrixBase, params, h, hypers, order: int):
         if k < order:
             current = [sp.diff(c, h) for c in current]
     return alg, coeffs
+
+
+#: Above this many ring generators the jet arithmetic is slower than expressions.
+MAX_JET_GENERATORS = 400
+
+
+def expand_map(optimizer, loss, phi, params, h, hypers, order: int, path: str = "auto"):
+    r"""Expand a one-step map :math:`\Phi_h(\theta) = \sum_{k\ge 0} h^k d_k(\theta)` in ``h``.
+
+    ``phi`` is the closed-form map (used by the polynomial and general paths). Returns
+    ``(algebra, [d_0, ..., d_order])``, each ``d_k`` a vector in that algebra. ``path``
+    forces ``"polynomial"``, ``"jet"`` or ``"general"``; ``"auto"`` tries them in turn.
+    """
+    domains = coefficient_domains(hypers)
+    if path in ("auto", "polynomial"):
+        for domain in domains:
+            try:
+                return _expand_polynomial(phi, params, h, domain, order)
+            except _CONVERSION_ERRORS:
+                continue
+    n_jets = math.comb(len(params) + order + 2, order + 2) - 1
+    if path == "jet" or (path == "auto" and n_jets <= MAX_JET_GENERATORS):
+        for domain in domains:
+            try:
+                return expand_with_jets(optimizer, loss, params, h, hypers, domain, order)
+            except NotJetExpressible:
+                continue
+    if path not in ("auto", "general"):
+        from ._errors import SymflowError
+
+        raise SymflowError(f"the {path} path does not apply to this loss and update rule")
+    return _expand_general(phi, params, h, order)

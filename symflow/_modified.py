@@ -15,10 +15,10 @@ import functools
 import sympy as sp
 
 from . import _validate as v
-from ._algebra import taylor_in_h
+from ._algebra import expand_map
 from ._bea import modified_field
 from ._errors import SymflowError
-from ._gradient import _is_zero_expr, is_gradient_field, potential
+from ._gradient import is_zero_expr
 from ._symbols import h
 from .optimizers import AbstractOptimizer
 
@@ -75,7 +75,7 @@ class ModifiedEquation:
         ``terms[0] == -grad L``.
     params, loss, optimizer, order, hyper
         What was derived. ``path`` is ``"polynomial"`` (exact ring arithmetic) or
-        ``"general"`` (expression arithmetic).
+        ``"jet"`` (polynomials in the derivatives of L) or ``"general"`` (expressions).
 
     Use :attr:`field`, :attr:`is_gradient`, :attr:`gradient_orders`,
     :attr:`first_non_gradient_order`, :attr:`modified_loss`, :meth:`latex`, and
@@ -118,7 +118,7 @@ class ModifiedEquation:
     @functools.cached_property
     def gradient_orders(self) -> tuple[bool, ...]:
         """``gradient_orders[k]`` is True when ``terms[k]`` has a symmetric Jacobian."""
-        return tuple(is_gradient_field(self._alg, vec) for vec in self._raw)
+        return tuple(self._alg.is_gradient(vec) for vec in self._raw)
 
     @property
     def is_gradient(self) -> bool:
@@ -146,11 +146,11 @@ class ModifiedEquation:
             elif k == 0 and self._is_minus_grad_loss(self.terms[0]):
                 out.append(self.loss)
             else:
-                out.append(potential(self._alg, vec))
+                out.append(self._alg.potential(vec))
         return tuple(out)
 
     def _is_minus_grad_loss(self, term) -> bool:
-        return all(_is_zero_expr(t + sp.diff(self.loss, p)) for t, p in zip(term, self.params))
+        return all(is_zero_expr(t + sp.diff(self.loss, p)) for t, p in zip(term, self.params))
 
     @property
     def modified_loss(self):
@@ -224,7 +224,8 @@ class ModifiedEquation:
                 f"params={list(self.params)} path={self.path}>")
 
 
-def modified_equation(optimizer, loss, params, order, hyper=(), progress=None) -> ModifiedEquation:
+def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
+                      path="auto") -> ModifiedEquation:
     r"""Derive the modified equation of ``optimizer`` on ``loss`` up to ``h**order``, exactly.
 
     Parameters
@@ -241,6 +242,10 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None) -
         Constant symbols in the loss (the optimizer's own hyperparameters are known).
     progress : bool or None
         Show a progress bar; by default for ``order >= 6``.
+    path : str
+        Arithmetic: ``"polynomial"`` (exact sparse polynomials; polynomial losses),
+        ``"jet"`` (polynomials in the derivatives of L; any loss), ``"general"`` (SymPy
+        expressions), or ``"auto"`` (the first that applies, in that order).
 
     Example::
 
@@ -257,9 +262,12 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None) -
     phi = optimizer_map(optimizer, loss, params, hyper)
     allowed = v.check_symbols(hyper, "hyper") | optimizer.hyper_symbols
     loss = v.check_loss(loss, params, allowed)
-    algebra, d = taylor_in_h(phi, params, h, allowed, order + 1)
+    if path not in ("auto", "polynomial", "jet", "general"):
+        raise SymflowError(
+            f"got path={path!r}; choose 'auto', 'polynomial', 'jet' or 'general'")
+    algebra, d = expand_map(optimizer, loss, phi, params, h, allowed, order + 1, path)
     identity = [algebra.from_expr(p) for p in params]
-    if not all(_is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):
+    if not all(is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):
         raise SymflowError(
             f"the update rule of {optimizer!r} does not reduce to the identity at h = 0 "
             f"(it gives {list(map(algebra.to_expr, d[0]))}); a modified equation exists only "
