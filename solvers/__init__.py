@@ -1,0 +1,20 @@
+"""solvers: the numerics of symflow (JAX + Diffrax), float64 throughout.
+
+>>> import sympy as sp, symflow as sf, solvers as sv
+>>> x, y = sp.symbols("x y")
+>>> rep = sv.verify_order(sf.GD(), (x*y - 1)**2 / 2, [x, y], x0=[1.0, 0.5],
+...                       lrs=[0.04, 0.02, 0.01, 0.005], T=1.0)
+>>> print(rep.table())  # doctest: +SKIP
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from ._compile import UnsupportedFunctionError, vector_function  # noqa: E402
+from ._flow import compiled_flow, solve_flow  # noqa: E402
+from ._iterate import compiled_map, iterate  # noqa: E402
+from ._verify import VerifyReport, verify_order  # noqa: E402
+
+__all__ = ["UnsupportedFunctionError", "VerifyReport", "compiled_flow", "compiled_map",
+           "iterate", "solve_flow", "vector_function", "verify_order"]

@@ -1,0 +1,87 @@
+r"""The one conversion point from SymPy matrices to jit-able, vmap-able JAX functions.
+
+``vector_function(matrix, params, extra)`` returns ``f(theta, extra_values) -> array``
+with ``theta`` of shape ``(d,)`` and ``extra_values`` of shape ``(m,)`` (learning rate,
+hyperparameters). It is built with SymPy's JAX printer and common-subexpression
+elimination, and cached on the (immutable) SymPy input, so converting the same
+expression twice costs nothing and jitted callers are reused.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
+
+from symflow import SymflowError
+
+
+class UnsupportedFunctionError(SymflowError):
+    """A SymPy function has no JAX counterpart."""
+
+
+def _check_supported(matrix):
+    undefined = sorted({str(f.func) for f in matrix.atoms(AppliedUndef)})
+    if undefined:
+        raise UnsupportedFunctionError(
+            f"cannot compile the undefined function(s) {', '.join(undefined)} to JAX; "
+            "replace them by explicit expressions"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _lambdified(matrix: sp.ImmutableMatrix, symbols: tuple):
+    _check_supported(matrix)
+    try:
+        return sp.lambdify(symbols, list(matrix), modules="jax", cse=True)
+    except PrintMethodNotImplementedError as err:
+        name = str(err).split(":")[-1].split("\n")[0].strip()
+        raise UnsupportedFunctionError(
+            f"the function {name!r} has no JAX translation; rewrite the expression with "
+            "elementary functions (exp, log, tanh, erf, ...)"
+        ) from None
+
+
+def vector_function(matrix, params, extra=()):
+    """Compile a SymPy column (or any) Matrix into ``f(theta, extra_values) -> (n,) array``.
+
+    Example::
+
+        >>> import sympy as sp, solvers as sv
+        >>> x, y, a = sp.symbols("x y a")
+        >>> f = sv.vector_function(sp.Matrix([a * x * y, sp.exp(y)]), [x, y], [a])
+        >>> f(jnp.array([1.0, 0.0]), jnp.array([2.0]))
+        Array([0., 1.], dtype=float64)
+    """
+    matrix = sp.ImmutableMatrix(matrix)
+    params, extra = tuple(params), tuple(extra)
+    fn = _lambdified(matrix, params + extra)
+    shape = (len(matrix),)
+
+    def f(theta, extra_values=None):
+        theta = jnp.asarray(theta)
+        values = [theta[i] for i in range(len(params))]
+        if extra:
+            extra_values = jnp.asarray(extra_values)
+            values += [extra_values[i] for i in range(len(extra))]
+        out = fn(*values)
+        return jnp.stack([jnp.broadcast_to(jnp.asarray(o, dtype=theta.dtype), theta.shape[1:])
+                          for o in out]).reshape(shape + theta.shape[1:])
+
+    return f
+
+
+def hyper_vector(symbols, values) -> jnp.ndarray:
+    """Numeric values, in the order of ``symbols``, from a ``{symbol or name: number}`` map."""
+    values = values or {}
+    by_name = {str(k): v for k, v in values.items()}
+    missing = [str(s) for s in symbols if str(s) not in by_name]
+    if missing:
+        raise SymflowError(
+            f"no numeric value for the hyperparameter(s) {', '.join(missing)}; pass "
+            f"hyper={{{', '.join(repr(m) + ': ...' for m in missing)}}}"
+        )
+    return jnp.array([float(by_name[str(s)]) for s in symbols], dtype=jnp.float64)
