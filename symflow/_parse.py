@@ -96,6 +96,8 @@ def parse_expression(text: str, names: dict, functions: dict | None = None):
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](walk(node.operand))
         if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                _fail(text, f"attribute access ('.{node.func.attr}') is not allowed")
             if not isinstance(node.func, ast.Name):
                 _fail(text, "only calls of plain function names are allowed")
             fname = node.func.id

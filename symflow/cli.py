@@ -1,0 +1,135 @@
+"""Command line: ``symflow derive | verify | demo``.
+
+Loss and update strings are parsed by :func:`symflow.parse_expression` (a whitelist,
+nothing is executed). ``verify`` and ``demo`` import the numerics (``solvers``) lazily,
+so ``symflow derive`` never loads jax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+from ._errors import SymflowError
+from ._modified import modified_equation
+from ._parse import parse_expression, parse_symbols
+from .optimizers import GD, Custom
+
+EXTRAGRADIENT = "theta - h*grad(theta - h*grad(theta))"
+
+
+def _optimizer(args, params, hypers):
+    names = {str(s): s for s in hypers}
+    if args.optimizer == "gd":
+        return GD()
+    text = EXTRAGRADIENT if args.optimizer == "extragradient" else args.update
+    if not text:
+        raise SymflowError("--optimizer custom needs --update, e.g. "
+                           f"--update \"{EXTRAGRADIENT}\"")
+
+    def update(theta, grad, step):
+        scope = {**names, **{str(p): theta[i] for i, p in enumerate(params)},
+                 "theta": theta, "grad": grad, "h": step}
+        return parse_expression(text, scope)
+
+    return Custom(update=update, hyper=hypers, name=args.optimizer)
+
+
+def _problem(args):
+    params = parse_symbols(args.params, "parameter")
+    if not params:
+        raise SymflowError("got --params ''; name the parameters, e.g. --params x,y")
+    values = {}
+    hypers = []
+    for item in filter(None, (s.strip() for s in (args.hyper or "").split(","))):
+        name, _, value = item.partition("=")
+        (sym,) = parse_symbols(name, "hyperparameter")
+        hypers.append(sym)
+        if value:
+            try:
+                values[str(sym)] = float(value)
+            except ValueError:
+                raise SymflowError(f"got --hyper {item!r}; the value must be a number") from None
+    names = {str(s): s for s in params + tuple(hypers)}
+    if "h" in names:
+        raise SymflowError("'h' is the learning rate; do not use it as a parameter name")
+    loss = parse_expression(args.loss, names)
+    return loss, params, tuple(hypers), values, _optimizer(args, params, tuple(hypers))
+
+
+def _floats(text, what):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SymflowError(f"got {what} {text!r}; give comma-separated numbers") from None
+
+
+def cmd_derive(args):
+    loss, params, hypers, _, opt = _problem(args)
+    me = modified_equation(opt, loss, params, args.order, hyper=hypers)
+    print(me.latex() if args.latex else me)
+
+
+def cmd_verify(args):
+    import solvers as sv
+
+    loss, params, hypers, values, opt = _problem(args)
+    orders = [int(o) for o in _floats(args.orders, "--orders")]
+    rep = sv.verify_order(opt, loss, params, x0=_floats(args.x0, "--x0"),
+                          lrs=_floats(args.lrs, "--lrs"), T=args.T, orders=orders,
+                          hyper=values, progress=True)
+    print(rep)
+    if args.out:
+        rep.plot(args.out)
+        print(f"figure written to {args.out}")
+    return 0 if rep.passed() else 1
+
+
+def cmd_demo(args):
+    import solvers as sv
+
+    return 0 if sv.demo(args.out).passed() else 1
+
+
+def _common(p):
+    p.add_argument("--optimizer", default="gd", choices=["gd", "extragradient", "custom"])
+    p.add_argument("--update", help="update rule for --optimizer custom, in theta, grad, h, "
+                   f"e.g. \"{EXTRAGRADIENT}\"")
+    p.add_argument("--loss", required=True, help='e.g. "(x*y - 1)**2/2"')
+    p.add_argument("--params", required=True, help="comma-separated, e.g. x,y")
+    p.add_argument("--hyper", help="constants in the loss or rule, e.g. lam or lam=0.5")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="symflow", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("derive", help="derive a modified equation exactly")
+    _common(d)
+    d.add_argument("--order", type=int, default=2)
+    d.add_argument("--latex", action="store_true", help="print LaTeX")
+    d.set_defaults(func=cmd_derive)
+    v = sub.add_parser("verify", help="check the orders numerically (slopes p+1)")
+    _common(v)
+    v.add_argument("--x0", required=True, help="start, e.g. 1,0.5")
+    v.add_argument("--lrs", default="0.04,0.02,0.01,0.005")
+    v.add_argument("--T", type=float, default=1.0)
+    v.add_argument("--orders", default="0,1,2")
+    v.add_argument("--out", help="write the log-log figure to this PNG")
+    v.set_defaults(func=cmd_verify)
+    m = sub.add_parser("demo", help="derive, verify and plot on a sample loss")
+    m.add_argument("--out", default="symflow-demo", help="folder for the figures")
+    m.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except SymflowError as err:
+        print(f"symflow {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["main"]
