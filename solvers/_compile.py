@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
+from sympy.printing.numpy import JaxPrinter
 
 from symflow import SymflowError
 
@@ -24,25 +25,28 @@ class UnsupportedFunctionError(SymflowError):
 
 
 def _check_supported(matrix):
+    """Raise, naming the function, when some entry cannot be printed as JAX code."""
     undefined = sorted({str(f.func) for f in matrix.atoms(AppliedUndef)})
     if undefined:
         raise UnsupportedFunctionError(
             f"cannot compile the undefined function(s) {', '.join(undefined)} to JAX; "
             "replace them by explicit expressions"
         )
+    printer = JaxPrinter()  # strict: unknown functions raise instead of printing a name
+    for func in {type(f) for f in matrix.atoms(sp.Function)}:
+        try:
+            printer.doprint(next(f for f in matrix.atoms(func)))
+        except PrintMethodNotImplementedError:
+            raise UnsupportedFunctionError(
+                f"the function {func.__name__!r} has no JAX translation; rewrite the "
+                "expression with elementary functions (exp, log, tanh, erf, ...)"
+            ) from None
 
 
 @functools.lru_cache(maxsize=256)
 def _lambdified(matrix: sp.ImmutableMatrix, symbols: tuple):
     _check_supported(matrix)
-    try:
-        return sp.lambdify(symbols, list(matrix), modules="jax", cse=True)
-    except PrintMethodNotImplementedError as err:
-        name = str(err).split(":")[-1].split("\n")[0].strip()
-        raise UnsupportedFunctionError(
-            f"the function {name!r} has no JAX translation; rewrite the expression with "
-            "elementary functions (exp, log, tanh, erf, ...)"
-        ) from None
+    return sp.lambdify(symbols, list(matrix), modules="jax", cse=True)
 
 
 def vector_function(matrix, params, extra=()):

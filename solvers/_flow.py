@@ -28,13 +28,11 @@ MAX_STEPS = 100_000
 class CompiledFlow:
     """The terms of a modified equation as one JAX function, with jitted solvers."""
 
-    def __init__(self, me: ModifiedEquation):
-        self.order = me.order
-        self.dim = len(me.params)
-        stacked = sp.Matrix.vstack(*[sp.Matrix(t) for t in me.terms])
-        free = set().union(*(t.free_symbols for t in me.terms)) - set(me.params)
-        self.hyper = tuple(sorted(free, key=str))
-        self._terms = vector_function(stacked, me.params, self.hyper)
+    def __init__(self, stacked: sp.ImmutableMatrix, params: tuple, order: int):
+        self.order = order
+        self.dim = len(params)
+        self.hyper = tuple(sorted(stacked.free_symbols - set(params), key=str))
+        self._terms = vector_function(stacked, params, self.hyper)
         self._solvers = {}
 
     def terms(self, theta, hyper_values):
@@ -67,10 +65,15 @@ class CompiledFlow:
         return self._solvers[key]
 
 
-@functools.lru_cache(maxsize=64)
 def compiled_flow(me: ModifiedEquation) -> CompiledFlow:
-    """Cached :class:`CompiledFlow` for a derived equation."""
-    return CompiledFlow(me)
+    """The :class:`CompiledFlow` of a derived equation, shared by equal derivations."""
+    stacked = sp.ImmutableMatrix(sp.Matrix.vstack(*[sp.Matrix(t) for t in me.terms]))
+    return _compiled_flow(stacked, me.params, me.order)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_flow(stacked, params, order) -> CompiledFlow:
+    return CompiledFlow(stacked, params, order)
 
 
 def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,

@@ -39,6 +39,16 @@ class AbstractOptimizer(abc.ABC):
             out |= getattr(sp.sympify(value), "free_symbols", set())
         return frozenset(out)
 
+    def _key(self):
+        return (type(self), tuple(sorted((k, sp.sympify(v)) for k, v in
+                                         self.hyperparameters().items())))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AbstractOptimizer) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args})"

@@ -67,5 +67,8 @@ class Custom(AbstractOptimizer):
             )
         return out
 
+    def _key(self):
+        return (type(self), self.update, self.hyper)
+
     def __repr__(self) -> str:
         return f"Custom(name={self.name!r}, hyper={sorted(map(str, self.hyper))})"
