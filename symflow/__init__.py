@@ -3,8 +3,8 @@
 >>> import sympy as sp, symflow as sf
 >>> x, y = sp.symbols("x y")
 >>> me = sf.modified_equation(sf.GD(), loss=(x*y - 1)**2 / 2, params=[x, y], order=2)
->>> me.is_gradient
-True
+>>> me.first_non_gradient_order
+2
 
 Numerics (JAX, Diffrax) live in the separate package ``solvers``; importing symflow
 never imports jax.

@@ -56,7 +56,7 @@ def optimizer_map(optimizer, loss, params, hyper=()):
     r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``."""
     optimizer = _check_optimizer(optimizer)
     params = v.check_params(params)
-    allowed = v.check_symbols(hyper, "hyper") | optimizer.hyper_symbols
+    allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
     loss = v.check_loss(loss, params, allowed)
     _, oracle = gradient_oracle(loss, params)
     phi = optimizer.step(sp.Matrix(params), oracle, h)
@@ -254,13 +254,13 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         >>> me = sf.modified_equation(sf.GD(), loss=(x*y - 1)**2 / 2, params=[x, y], order=2)
         >>> me.terms[0].T
         Matrix([[-x*y**2 + y, -x**2*y + x]])
-        >>> me.is_gradient
-        True
+        >>> me.gradient_orders  # the h^2 term, -H^2 g/3 - T[g,g]/12, is not a gradient
+        (True, True, False)
     """
     order = v.check_order(order)
     params = v.check_params(params)
     phi = optimizer_map(optimizer, loss, params, hyper)
-    allowed = v.check_symbols(hyper, "hyper") | optimizer.hyper_symbols
+    allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
     loss = v.check_loss(loss, params, allowed)
     if path not in ("auto", "polynomial", "jet", "general"):
         raise SymflowError(

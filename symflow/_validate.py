@@ -57,16 +57,36 @@ def check_order(order) -> int:
     return int(order)
 
 
-def check_symbols(symbols, what: str) -> frozenset:
-    """Return declared hyperparameter symbols as a frozenset."""
+def check_symbols(symbols, what: str, params=()) -> frozenset:
+    """Return declared hyperparameter symbols as a frozenset (not parameters, not ``h``)."""
     if isinstance(symbols, sp.Symbol):
         symbols = (symbols,)
     out = []
     for s in symbols or ():
         if not isinstance(s, sp.Symbol):
             raise SymflowError(f"got {what} entry {_describe(s)}; {what} must be SymPy symbols")
+        if s == h:
+            raise SymflowError(f"got sf.h in {what}; h is the learning rate, not a constant")
+        if s in params:
+            raise SymflowError(
+                f"got {s} both as a parameter and in {what}; a symbol is either a parameter "
+                "(it evolves) or a constant hyperparameter"
+            )
         out.append(s)
     return frozenset(out)
+
+
+def resolve_values(values, expr, what: str = "hyper_values") -> dict:
+    """``{symbol or name: number}`` -> ``{symbol of expr: number}``, matching by name.
+
+    Matching by name lets ``{"lam": 4}`` reach ``Symbol("lam", positive=True)``.
+    """
+    by_name = {s.name: s for s in expr.free_symbols}
+    out = {}
+    for key, value in (values or {}).items():
+        name = key.name if isinstance(key, sp.Symbol) else str(key)
+        out[by_name.get(name, sp.Symbol(name))] = value
+    return out
 
 
 def rationalize(expr):

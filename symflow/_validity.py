@@ -49,8 +49,14 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         0.25
     """
     params = v.check_params(params)
-    hyper_values = {sp.Symbol(k) if isinstance(k, str) else k: val
-                    for k, val in (hyper_values or {}).items()}
+    hyper_values = v.resolve_values(hyper_values, sp.sympify(loss))
+    missing = sp.sympify(loss).free_symbols - set(params) - set(hyper_values)
+    if missing:
+        names = ", ".join(sorted(map(str, missing)))
+        raise SymflowError(
+            f"the loss contains {{{names}}}, which are not parameters; give their numbers "
+            f"with hyper_values={{{', '.join(repr(n) + ': ...' for n in names.split(', '))}}}"
+        )
     loss = v.check_loss(loss, params, frozenset(hyper_values))
     point = tuple(float(p) for p in np.ravel(point))
     if len(point) != len(params) or not all(np.isfinite(point)):
@@ -61,13 +67,7 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
     subs = {**dict(zip(params, point)), **hyper_values}
     hess = sp.hessian(loss, params).xreplace(subs).evalf()
-    try:
-        hess = np.array(hess.tolist(), dtype=float)
-    except TypeError as err:
-        raise SymflowError(
-            f"the Hessian at {point} is not numeric ({err}); give hyper_values for the "
-            f"symbols {sorted(map(str, loss.free_symbols - set(params)))}"
-        ) from err
+    hess = np.array(hess.tolist(), dtype=float)
     eig = np.linalg.eigvalsh(hess)
     ratio = float(lr * np.max(np.abs(eig)))
     if ratio < SAFE:

@@ -95,18 +95,11 @@ def test_polynomial_path_refused_for_non_polynomial_loss():
         derive(loss=sp.exp(x * y), path="polynomial")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: a parameter declared in hyper reaches SymPy's ring constructor and raises "
-    "sympy GeneratorsError ('polynomial ring and it's ground domain share generators') "
-    "instead of a SymflowError naming the symbol"))
 def test_parameter_declared_as_hyperparameter():
     with pytest.raises(sf.SymflowError, match="x"):
         derive(loss=x**2, params=[x], hyper=[x])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: sf.h declared in hyper is accepted by the checks (check_free_symbols even "
-    "lets the loss contain h then) and crashes later with sympy GeneratorsError"))
 def test_learning_rate_symbol_declared_as_hyperparameter():
     with pytest.raises(sf.SymflowError, match=re.escape("sf.h")):
         derive(loss=x**2 + sf.h * x, params=[x], hyper=[sf.h])

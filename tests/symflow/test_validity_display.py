@@ -39,9 +39,6 @@ def test_hyper_values_by_name_for_plain_symbol():
     assert report.h_lambda_max == pytest.approx(0.2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: a string key in hyper_values becomes a plain sp.Symbol(name), which does "
-    "not match a symbol with assumptions such as Symbol('lam', positive=True)"))
 def test_hyper_values_by_name_for_symbol_with_assumptions():
     report = sf.check_validity(QUADRATIC, [x], point=[1.0], lr=0.05,
                                hyper_values={"lam": 4}, warn=False)
@@ -87,10 +84,6 @@ def test_missing_hyper_value_raises():
         sf.check_validity(QUADRATIC, [x], point=[1.0], lr=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: check_validity reports a missing hyper value through check_loss, whose "
-    "advice 'declare them as constants with hyper=[lam]' names an argument check_validity "
-    "does not have; its own 'give hyper_values' message is unreachable"))
 def test_missing_hyper_value_message_points_to_hyper_values():
     with pytest.raises(sf.SymflowError, match="hyper_values"):
         sf.check_validity(QUADRATIC, [x], point=[1.0], lr=0.05)
