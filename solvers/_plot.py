@@ -37,7 +37,7 @@ def plot_trajectories(me, x0, lr, n_steps, orders=None, hyper=None, ax=None, pat
     ax.contour(gx, gy, zz, levels=levels, cmap="Greys_r", linewidths=0.6, alpha=0.8)
     for p, ys in flows.items():
         ax.plot(ys[:, 0], ys[:, 1], "-", lw=1.6, label=f"order-{p} modified flow")
-    ax.plot(its[:, 0], its[:, 1], "k.", ms=6, label=f"{me.optimizer!r} iterates, h = {lr:g}")
+    ax.plot(its[:, 0], its[:, 1], "k.", ms=6, label=f"{me.optimizer.label} iterates, h = {lr:g}")
     ax.set_xlabel(str(me.params[0]))
     ax.set_ylabel(str(me.params[1]))
     ax.legend(fontsize=8)

@@ -83,7 +83,7 @@ class VerifyReport:
             ax.loglog(self.lrs, ref, ":", color=line.get_color(), alpha=0.7)
         ax.set_xlabel("learning rate h")
         ax.set_ylabel(f"|theta_n - flow(nh)| at t = {self.T:g}")
-        ax.set_title(f"{self.optimizer}: global error of truncated modified flows")
+        ax.set_title(f"{self.optimizer}: global error of modified flows", fontsize=10)
         ax.legend(title="dotted: slope p+1", fontsize=8)
         if path:
             fig.savefig(path, dpi=120)
@@ -175,4 +175,4 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
             slopes[p] = float("nan")
         else:
             slopes[p] = float(np.polyfit(np.log(lrs), np.log(err), 1)[0])
-    return VerifyReport(repr(optimizer), lrs, float(T), orders, errors, slopes, validity)
+    return VerifyReport(optimizer.label, lrs, float(T), orders, errors, slopes, validity)

@@ -39,6 +39,11 @@ class AbstractOptimizer(abc.ABC):
             out |= getattr(sp.sympify(value), "free_symbols", set())
         return frozenset(out)
 
+    @property
+    def label(self) -> str:
+        """Short human-readable name for tables and figures."""
+        return repr(self)
+
     def _key(self):
         return (type(self), tuple(sorted((k, sp.sympify(v)) for k, v in
                                          self.hyperparameters().items())))

@@ -67,6 +67,10 @@ class Custom(AbstractOptimizer):
             )
         return out
 
+    @property
+    def label(self) -> str:
+        return self.name
+
     def _key(self):
         return (type(self), self.update, self.hyper)
 
