@@ -88,7 +88,7 @@ def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> x = sp.Symbol("x")
-        >>> me = sf.modified_equation(sf.GD(), x**2 / 2, [x], order=2)
+        >>> me = sf.modified_equation(sf.GD(), x**2 / 2, [x], order=6)
         >>> ts, ys = sv.solve_flow(me, x0=[1.0], lr=0.1, n_steps=10)
         >>> round(float(ys[-1, 0]), 4)  # GD gives 0.9**10 = 0.3487
         0.3487

@@ -31,7 +31,7 @@ MAX_LENGTH = 10_000
 MAX_DIGITS = 10_000
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.BitXor: operator.pow}
+           ast.Div: operator.truediv, ast.Pow: operator.pow}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
@@ -64,7 +64,8 @@ def parse_expression(text: str, names: dict, functions: dict | None = None):
         _fail(text[:40] + "...", f"longer than {MAX_LENGTH} characters")
     functions = FUNCTIONS if functions is None else functions
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        # '^' means a power, with the precedence of '**' (not Python's XOR)
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as err:
         _fail(text, f"invalid syntax ({err.msg})")
 
@@ -90,7 +91,7 @@ def parse_expression(text: str, names: dict, functions: dict | None = None):
                   f"the known symbols are {known}; declare it as a parameter or hyperparameter")
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = walk(node.left), walk(node.right)
-            if type(node.op) in (ast.Pow, ast.BitXor):
+            if isinstance(node.op, ast.Pow):
                 return _power(left, right, text)
             return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:

@@ -32,6 +32,12 @@ def test_caret_is_a_power():
     assert sp.expand(got - x**2) == 0
 
 
+def test_caret_has_power_precedence():
+    """'^' binds like '**', not like Python's low-precedence XOR: (a)^2/2 == a**2/2."""
+    got = sf.parse_expression("(x*y - 0.5)^2/2 + 2^3^2", NAMES)
+    assert sp.expand(got - ((x * y - sp.Rational(1, 2)) ** 2 / 2 + 2**9)) == 0
+
+
 def test_parsed_loss_feeds_modified_equation():
     loss = sf.parse_expression("(x*y - 0.5)^2/2", NAMES)
     me = sf.modified_equation(sf.GD(), loss, [x, y], order=0)
