@@ -1,0 +1,439 @@
+r"""Benchmark: symflow's modified-equation engine against a naive SymPy baseline.
+
+What is measured
+----------------
+Wall time (``time.perf_counter``) of deriving the modified equation of gradient descent,
+:math:`\dot\theta = \sum_{k=0}^{N} h^k f_k(\theta)`, whose exact time-``h`` flow reproduces
+the step :math:`\theta \mapsto \theta - h\nabla L(\theta)` up to :math:`O(h^{N+2})`:
+
+* **engine**: ``sf.modified_equation(sf.GD(), loss, params, N, progress=False)``, including
+  the conversion of its terms to SymPy expressions (``.terms``), i.e. what a user waits for;
+* **baseline**: :func:`baseline_modified_field` below, the approach one would write by hand
+  with plain SymPy expressions (no polynomial rings, no jets, no caching across orders).
+
+Two 2-parameter losses are used:
+
+* polynomial ``L = (x*y - 1)**2/2`` at orders ``N = 2..10`` (engine: ``polynomial`` path);
+* non-polynomial ``L = log(1 + exp(x*y)) + (x - y)**2/4`` at orders ``1..4`` with the
+  target at order 4 (engine: ``jet`` path).
+
+Separately, the engine's exact gradient-structure test ``me.gradient_orders`` is timed
+for the polynomial loss at order 8 (the derivation itself is not included in that time).
+
+Every timed run starts from a cleared SymPy cache (``sympy.core.cache.clear_cache``), so
+that neither side profits from work cached by the other or by a previous repeat. Fast
+runs (under ``--fast-threshold`` seconds) are repeated ``--repeats`` times and the best
+time is kept; slow runs are timed once.
+
+The baseline
+------------
+For ``n = 0, 1, ..., N`` it recomputes, from scratch, the Lie series of the flow of the
+already-known part of the field :math:`F = \sum_{k<n} h^k f_k`:
+
+.. math::
+
+    \exp(hD_F)\,\theta = \theta + \sum_{j\ge1} \frac{h^j}{j!}\,u_j,
+    \qquad u_1 = F,\quad u_j = (\partial u_{j-1})\,F
+    \quad(\texttt{u.jacobian(theta) * F}),
+
+keeping powers of ``h`` up to :math:`h^{n+1}` (``sp.expand`` and ``.coeff(h, k)`` after each
+product), and reads off
+
+.. math::
+
+    f_n = d_{n+1} - [h^{n+1}]\sum_{j=2}^{n+1} \frac{h^j}{j!}\,u_j ,
+
+with :math:`d_1 = -\nabla L` and :math:`d_k = 0` for :math:`k \ge 2` (gradient descent). The
+unknown :math:`f_n` reaches the coefficient of :math:`h^{n+1}` only through the ``j = 1`` term
+:math:`hF`, so it need not be part of ``F``. Truncating in ``h`` after every product only
+makes the baseline faster than a fully naive one, so the reported ratios are conservative.
+
+The baseline's cost grows steeply with the order, so it has a per-case cap: an order is
+*skipped* when the previous order's baseline took longer than ``--baseline-cap`` seconds
+(default 60), or when extrapolating the last growth factor predicts more than
+``--baseline-limit`` seconds (default 300); a run that is still going after
+``--baseline-limit`` seconds is *aborted* (SIGALRM; Unix only), and later orders of that
+loss are skipped. A skipped order shows, where it can be computed, the extrapolated time
+``~N s?`` (previous measured or extrapolated time times the last measured growth factor;
+a rough guess, not a measurement).
+
+Wherever both sides ran, their terms are checked to agree exactly:
+``sp.expand(a - b) == 0`` componentwise (an ``AssertionError`` otherwise). For the
+non-polynomial loss a non-zero expanded difference is passed to ``sp.simplify``; if that
+symbolic check does not finish within ``--check-limit`` seconds (or does not reach 0), the
+difference is instead evaluated at 3 random points with 30 significant digits and must
+vanish to 1e-12 relative; the output says which check was used.
+
+Finally a table lists engine and baseline seconds and the ratio baseline/engine, followed
+by the targets (engine times): polynomial order 8 < 2 s, order 10 < 30 s, non-polynomial
+order 4 < 10 s.
+
+How to run
+----------
+From the repository root::
+
+    .venv/bin/python benchmarks/bench_modified.py              # full run (several minutes)
+    .venv/bin/python benchmarks/bench_modified.py --quick      # smoke test: orders 2..6
+    .venv/bin/python benchmarks/bench_modified.py --max-order 8 --baseline-cap 30
+
+The exit status is 1 when a target that was run fails and 0 otherwise (targets beyond
+``--max-order`` are reported as not run); an agreement failure raises ``AssertionError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.core.cache import clear_cache
+
+import symflow as sf
+
+X, Y = sp.symbols("x y")
+PARAMS = (X, Y)
+H = sf.h
+
+POLY_NAME, POLY_LOSS = "polynomial", (X * Y - 1) ** 2 / 2
+NONPOLY_NAME, NONPOLY_LOSS = "non-polynomial", sp.log(1 + sp.exp(X * Y)) + (X - Y) ** 2 / 4
+NONPOLY_ORDER = 4
+GRADIENT_TEST_ORDER = 8
+
+#: (loss name, order, limit in seconds on the engine's time)
+TARGETS = ((POLY_NAME, 8, 2.0), (POLY_NAME, 10, 30.0), (NONPOLY_NAME, NONPOLY_ORDER, 10.0))
+
+
+# -- timing helpers ----------------------------------------------------------------------
+
+class TimeLimitExceeded(Exception):
+    """Raised inside a computation that ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Interrupt the enclosed block after ``seconds`` (SIGALRM; a no-op where unavailable)."""
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TimeLimitExceeded
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def best_time(fn, repeats: int, fast_threshold: float):
+    """``(best seconds, result)`` of ``fn()`` over cold-cache runs; a slow case runs once."""
+    best, result = math.inf, None
+    for _ in range(max(1, repeats)):
+        clear_cache()
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        if elapsed > fast_threshold:
+            break
+    return best, result
+
+
+# -- the engine and the baseline ---------------------------------------------------------
+
+def run_engine(loss, order: int):
+    """The engine's modified equation (``ModifiedEquation``) of GD on ``loss``."""
+    return sf.modified_equation(sf.GD(), loss, PARAMS, order, progress=False)
+
+
+def gd_increments(loss, params, order: int):
+    r"""Taylor coefficients :math:`d_1..d_{order+1}` of the GD step (index 0 unused)."""
+    grad = sp.Matrix([sp.diff(loss, p) for p in params])
+    zero = sp.zeros(len(params), 1)
+    return [None, -grad] + [zero] * order
+
+
+def truncate_in_h(expr, max_power: int):
+    """``expr`` expanded, without the powers of ``h`` above ``max_power``."""
+    expr = sp.expand(expr)
+    return sp.Add(*[H**k * expr.coeff(H, k) for k in range(max_power + 1)])
+
+
+def baseline_modified_field(loss, params, order: int) -> list[sp.Matrix]:
+    """``[f_0, ..., f_order]`` by matching Lie-series coefficients with plain expressions.
+
+    Deliberately naive: the Lie series is recomputed from scratch for every ``n``.
+    """
+    theta = sp.Matrix(params)
+    d = gd_increments(loss, params, order)
+    f: list[sp.Matrix] = []
+    for n in range(order + 1):
+        known = sp.zeros(len(params), 1)  # F = sum_{k<n} h^k f_k
+        for k, f_k in enumerate(f):
+            known += H**k * f_k
+        lie_tail = sp.zeros(len(params), 1)  # sum_{j>=2} h^j/j! u_j, up to h^(n+1)
+        u = known
+        for j in range(2, n + 2):
+            u = (u.jacobian(theta) * known).applyfunc(lambda e: truncate_in_h(e, n + 1 - j))
+            lie_tail += H**j / math.factorial(j) * u
+        coefficient = lie_tail.applyfunc(lambda e: sp.expand(e).coeff(H, n + 1))
+        f.append((d[n + 1] - coefficient).applyfunc(sp.expand))
+    return f
+
+
+# -- agreement checks --------------------------------------------------------------------
+
+def expanded_differences(engine, baseline):
+    """``[(k, i, difference)]`` for the components whose expanded difference is not 0."""
+    assert len(engine) == len(baseline), (len(engine), len(baseline))
+    out = []
+    for k, (e_vec, b_vec) in enumerate(zip(engine, baseline)):
+        for i, (a, b) in enumerate(zip(e_vec, b_vec)):
+            diff = sp.expand(a - b)
+            if diff != 0:
+                out.append((k, i, diff))
+    return out
+
+
+def numerically_zero(engine, baseline, points: int = 3, rel_tol: float = 1e-12) -> bool:
+    """Every component of ``engine - baseline`` vanishes at random points (30 digits)."""
+    rng = random.Random(20240601)
+    for _ in range(points):
+        point = {p: sp.Rational(rng.randint(-150, 150), 100) for p in PARAMS}
+        for e_vec, b_vec in zip(engine, baseline):
+            for a, b in zip(e_vec, b_vec):
+                va = sp.N(a.xreplace(point), 30)
+                vb = sp.N(b.xreplace(point), 30)
+                scale = max(abs(va), abs(vb), sp.Float("1e-30"))
+                if abs(va - vb) > rel_tol * scale:
+                    return False
+    return True
+
+
+def check_exact(engine, baseline) -> str:
+    """Assert ``sp.expand(a - b) == 0`` componentwise."""
+    bad = expanded_differences(engine, baseline)
+    assert not bad, f"engine and baseline disagree at (h^k, component) {[b[:2] for b in bad]}"
+    return "exact (expand)"
+
+
+def check_with_fallback(engine, baseline, limit: float) -> str:
+    """expand, then simplify, then (if too slow or inconclusive) a numerical check."""
+    try:
+        with time_limit(limit):
+            bad = expanded_differences(engine, baseline)
+            if not bad:
+                return "exact (expand)"
+            if all(sp.simplify(diff) == 0 for _, _, diff in bad):
+                return "exact (expand + simplify)"
+            reason = "simplify inconclusive"
+    except TimeLimitExceeded:
+        reason = f"symbolic check > {limit:.0f} s"
+    assert numerically_zero(engine, baseline), "engine and baseline disagree numerically"
+    return f"numeric, 3 points, 1e-12 rel ({reason})"
+
+
+# -- the benchmark -----------------------------------------------------------------------
+
+@dataclass
+class Row:
+    loss: str
+    order: int
+    path: str
+    engine_s: float
+    baseline_s: float | None = None
+    baseline_note: str = ""
+    predicted_s: float | None = None
+    check: str = "-"
+
+    @property
+    def baseline_text(self) -> str:
+        if self.baseline_s is not None:
+            return f"{self.baseline_s:.3f}"
+        if self.predicted_s is not None:
+            return f"{self.baseline_note} ~{self.predicted_s:.3g} s?"
+        return self.baseline_note
+
+    @property
+    def ratio_text(self) -> str:
+        if self.baseline_s is None:
+            return "-"
+        ratio = self.baseline_s / self.engine_s
+        return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def extrapolate(history: list[Row]) -> float | None:
+    """The baseline time of the next order, extrapolating the last measured growth factor."""
+    known = [r.baseline_s or r.predicted_s for r in history]
+    measured = [r.baseline_s for r in history if r.baseline_s is not None]
+    if not known or known[-1] is None or len(measured) < 2:
+        return None
+    return known[-1] * max(1.0, measured[-1] / measured[-2])
+
+
+def skip_reason(history: list[Row], cap: float, limit: float) -> str | None:
+    """Why the next baseline order should not run, or None (``history``: earlier rows)."""
+    if not history:
+        return None
+    last = history[-1]
+    if last.baseline_s is None or last.baseline_s > cap:
+        return "skipped (> cap)"
+    predicted = extrapolate(history)
+    if predicted is not None and predicted > limit:
+        return "skipped (> cap)"
+    return None
+
+
+def print_row(row: Row) -> None:
+    print(f"  {row.loss:<15} {row.order:>5}  {row.path:<10} {row.engine_s:>10.3f}  "
+          f"{row.baseline_text:>28}  {row.ratio_text:>8}  {row.check}", flush=True)
+
+
+def print_header() -> None:
+    print(f"  {'loss':<15} {'order':>5}  {'path':<10} {'engine s':>10}  {'baseline s':>28}  "
+          f"{'ratio':>8}  check (engine vs baseline)")
+    print("  " + "-" * 118)
+
+
+def run_ladder(name, loss, orders, args, check) -> list[Row]:
+    """Engine and baseline side by side at each order of ``orders``."""
+    rows: list[Row] = []
+    for order in orders:
+        engine_s, me = best_time(lambda: run_engine(loss, order), args.repeats,
+                                 args.fast_threshold)
+        row = Row(name, order, me.path, engine_s)
+        reason = skip_reason(rows, args.baseline_cap, args.baseline_limit)
+        if reason is not None:
+            row.baseline_note = reason
+            row.predicted_s = extrapolate(rows)
+        else:
+            try:
+                with time_limit(args.baseline_limit):
+                    row.baseline_s, f = best_time(
+                        lambda: baseline_modified_field(loss, PARAMS, order),
+                        args.repeats, args.fast_threshold)
+            except TimeLimitExceeded:
+                row.baseline_note = f"aborted (> {args.baseline_limit:.0f} s)"
+            else:
+                row.check = check(me.terms, f)
+        rows.append(row)
+        print_row(row)
+    return rows
+
+
+def time_gradient_test(order: int, args):
+    """Seconds of ``me.gradient_orders`` (polynomial loss), derivation excluded."""
+    best, result = math.inf, None
+    for _ in range(max(1, args.repeats)):
+        me = run_engine(POLY_LOSS, order)
+        clear_cache()
+        start = time.perf_counter()
+        result = me.gradient_orders
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        if elapsed > args.fast_threshold:
+            break
+    return best, result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Time symflow's modified-equation engine against a naive SymPy baseline.")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: polynomial orders 2..6 and tighter baseline caps")
+    parser.add_argument("--max-order", type=int, default=None,
+                        help="highest polynomial order (default 10; 6 with --quick)")
+    parser.add_argument("--baseline-cap", type=float, default=None,
+                        help="skip a baseline order when the previous one took longer "
+                             "(seconds; default 60, 10 with --quick)")
+    parser.add_argument("--baseline-limit", type=float, default=None,
+                        help="abort a baseline run after this many seconds, and skip an "
+                             "order predicted to exceed it (default 300, 40 with --quick)")
+    parser.add_argument("--check-limit", type=float, default=60.0,
+                        help="seconds for the symbolic agreement check of the "
+                             "non-polynomial loss before falling back to numerics")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats of a fast case (best time kept)")
+    parser.add_argument("--fast-threshold", type=float, default=1.0,
+                        help="a run longer than this (seconds) is not repeated")
+    args = parser.parse_args(argv)
+    if args.max_order is None:
+        args.max_order = 6 if args.quick else 10
+    if args.baseline_cap is None:
+        args.baseline_cap = 10.0 if args.quick else 60.0
+    if args.baseline_limit is None:
+        args.baseline_limit = 40.0 if args.quick else 300.0
+    if args.max_order < 2:
+        parser.error("--max-order must be at least 2")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from sympy.external.gmpy import GROUND_TYPES
+
+    print("symflow modified-equation benchmark: GD, engine vs naive SymPy baseline")
+    print(f"  python {platform.python_version()}, sympy {sp.__version__} "
+          f"(ground types {GROUND_TYPES}), symflow {sf.__version__}, "
+          f"{os.cpu_count()} CPUs, {platform.machine()}")
+    print(f"  polynomial loss     L = {POLY_LOSS}")
+    print(f"  non-polynomial loss L = {NONPOLY_LOSS}")
+    print(f"  polynomial orders 2..{args.max_order}; non-polynomial orders 1..{NONPOLY_ORDER}; "
+          f"best of {args.repeats} for runs < {args.fast_threshold:g} s; baseline cap "
+          f"{args.baseline_cap:g} s, limit {args.baseline_limit:g} s")
+    print()
+
+    # Warm up imports and first-call overheads on both sides (not timed).
+    run_engine(POLY_LOSS, 1)
+    run_engine(NONPOLY_LOSS, 1)
+    baseline_modified_field(POLY_LOSS, PARAMS, 1)
+
+    total_start = time.perf_counter()
+    print_header()
+    rows = run_ladder(POLY_NAME, POLY_LOSS, range(2, args.max_order + 1), args, check_exact)
+    rows += run_ladder(NONPOLY_NAME, NONPOLY_LOSS, range(1, NONPOLY_ORDER + 1), args,
+                       lambda e, b: check_with_fallback(e, b, args.check_limit))
+
+    grad_order = min(GRADIENT_TEST_ORDER, args.max_order)
+    grad_s, grad_result = time_gradient_test(grad_order, args)
+
+    print()
+    print("Summary (seconds; ratio = baseline / engine)")
+    print_header()
+    for row in rows:
+        print_row(row)
+
+    print()
+    print(f"Gradient-structure test, polynomial loss, order {grad_order}: "
+          f"me.gradient_orders took {grad_s:.4f} s -> {grad_result}")
+
+    print()
+    print("Targets (engine time)")
+    all_pass = True
+    for name, order, limit in TARGETS:
+        row = next((r for r in rows if r.loss == name and r.order == order), None)
+        if row is None:
+            verdict, measured = "NOT RUN (raise --max-order)", "-"
+        else:
+            ok = row.engine_s < limit
+            all_pass &= ok
+            verdict, measured = ("PASS" if ok else "FAIL"), f"{row.engine_s:.3f} s"
+        print(f"  {name:<15} order {order:>2} < {limit:>4g} s : {measured:>9}  {verdict}")
+    print()
+    print(f"Total benchmark time {time.perf_counter() - total_start:.1f} s")
+    return 0 if all_pass else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
