@@ -21,7 +21,7 @@ import symflow as sf
 from symflow import SymflowError
 
 from ._flow import compiled_flow
-from ._iterate import as_start, check_lr, compiled_map
+from ._iterate import as_start, check_lr, compiled_map, declared
 from ._compile import hyper_vector
 
 
@@ -141,16 +141,15 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     loss = sp.sympify(loss)
     cmap = compiled_map(optimizer, loss, params, names)
     if me is None:
-        me = sf.modified_equation(optimizer, loss, params, max(orders), hyper=cmap.hyper
-                                  or [s for s in loss.free_symbols if s.name in names])
+        me = sf.modified_equation(optimizer, loss, params, max(orders),
+                                  hyper=declared(loss, names))
     elif me.order < max(orders):
         raise SymflowError(f"the given equation has order {me.order} < max(orders)")
     flow = compiled_flow(me)
     start = as_start(x0, params)
     with warnings.catch_warnings():
         warnings.simplefilter("always", sf.ValidityWarning)
-        validity = sf.check_validity(loss, params, np.asarray(start), float(lrs[0]),
-                                     {s: v for s, v in (hyper or {}).items()})
+        validity = sf.check_validity(loss, params, np.asarray(start), float(lrs[0]), hyper)
     solve = flow.solver(stiff, rtol, atol)
     hv_flow = hyper_vector(flow.hyper, hyper)
     errors = {p: [] for p in orders}

@@ -20,7 +20,7 @@ import sympy as sp
 from sympy.polys.rings import ring
 
 from ._gradient import expr_is_gradient, expr_potential, poly_potential
-from ._jets import NotJetExpressible, expand_with_jets
+from ._jets import NotJetExpressible, expand_with_jets, split_by_h
 
 _CONVERSION_ERRORS = (ValueError, TypeError, sp.PolynomialError,
                       sp.polys.polyerrors.CoercionFailed)
@@ -102,12 +102,7 @@ def _expand_polynomial(phi, params, h, domain, order):
     ring_h, *_ = ring(tuple(params) + (h,), domain)
     polys = [ring_h(c) for c in phi]
     alg = PolyAlgebra(params, domain)
-    coeffs = [[alg.zero] * len(polys) for _ in range(order + 1)]
-    for c, poly in enumerate(polys):
-        for monom, coeff in poly.terms():
-            if monom[-1] <= order:
-                coeffs[monom[-1]][c] += alg.ring({monom[:-1]: coeff})
-    return alg, [tuple(v) for v in coeffs]
+    return alg, split_by_h(polys, alg, order)
 
 
 def _expand_general(phi, params, h, order):
@@ -142,7 +137,7 @@ def expand_map(optimizer, loss, phi, params, h, hypers, order: int, path: str = 
     if path == "jet" or (path == "auto" and n_jets <= MAX_JET_GENERATORS):
         for domain in domains:
             try:
-                return expand_with_jets(optimizer, loss, params, h, hypers, domain, order)
+                return expand_with_jets(optimizer, loss, params, h, domain, order)
             except NotJetExpressible:
                 continue
     if path not in ("auto", "general"):

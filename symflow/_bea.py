@@ -31,7 +31,7 @@ import sympy as sp
 from tqdm.auto import tqdm
 
 
-def _add(alg, u, v):
+def _add(u, v):
     return tuple(a + b for a, b in zip(u, v))
 
 
@@ -74,9 +74,9 @@ def modified_field(alg, d, order: int, progress: bool = False):
             for a in range(m + 1):
                 if all(alg.is_zero(c) for c in u[(j - 1, a)]):
                     continue
-                acc = _add(alg, acc, _jvp(alg, jacobian((j - 1, a)), f[m - a]))
+                acc = _add(acc, _jvp(alg, jacobian((j - 1, a)), f[m - a]))
             u[(j, m)] = acc
-            correction = _add(alg, correction, tuple(c * inv_fact[j] for c in acc))
+            correction = _add(correction, tuple(c * inv_fact[j] for c in acc))
         f_n = tuple(dk - ck for dk, ck in zip(d[n + 1], correction))
         f.append(f_n)
         u[(1, n)] = f_n

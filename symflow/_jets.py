@@ -203,7 +203,18 @@ class JetAlgebra:
         return None
 
 
-def expand_with_jets(optimizer, loss, params, h, hypers, domain, order: int):
+def split_by_h(polys, alg, order: int):
+    """Coefficients of ``h**0..h**order`` of polynomials whose last generator is ``h``,
+    as vectors in ``alg`` (whose generators are the others, in the same order)."""
+    coeffs = [[alg.zero] * len(polys) for _ in range(order + 1)]
+    for c, poly in enumerate(polys):
+        for monom, coeff in poly.terms():
+            if monom[-1] <= order:
+                coeffs[monom[-1]][c] += alg.ring({monom[:-1]: coeff})
+    return [tuple(v) for v in coeffs]
+
+
+def expand_with_jets(optimizer, loss, params, h, domain, order: int):
     r"""Taylor coefficients :math:`d_0..d_{order}` of the optimizer map, in jet arithmetic.
 
     Raises :class:`NotJetExpressible` when the rule is not a polynomial in the parameters,
@@ -256,10 +267,4 @@ def expand_with_jets(optimizer, loss, params, h, hypers, domain, order: int):
         return sp.Matrix(out)
 
     phi = optimizer.step(theta, oracle, h)
-    polys = [to_ring_h(c) for c in phi]
-    coeffs = [[alg.zero] * dim for _ in range(order + 1)]
-    for c, poly in enumerate(polys):
-        for monom, coeff in poly.terms():
-            if monom[-1] <= order:
-                coeffs[monom[-1]][c] += alg.ring({monom[:-1]: coeff})
-    return alg, [tuple(v) for v in coeffs]
+    return alg, split_by_h([to_ring_h(c) for c in phi], alg, order)
