@@ -56,3 +56,12 @@ def test_bad_lr_and_steps():
         sv.iterate(sf.GD(), x**2, [x], x0=[1.0], lr=-0.1, n_steps=2)
     with pytest.raises(sf.SymflowError, match="n_steps"):
         sv.iterate(sf.GD(), x**2, [x], x0=[1.0], lr=0.1, n_steps=2.5)
+
+
+def test_stiff_solver_agrees_with_tsit5():
+    me = sf.modified_equation(sf.GD(), lam * x**2 / 2, [x], order=4, hyper=[lam])
+    _, explicit = sv.solve_flow(me, x0=[1.0], lr=0.01, n_steps=50, hyper={"lam": 20.0})
+    _, implicit = sv.solve_flow(me, x0=[1.0], lr=0.01, n_steps=50, hyper={"lam": 20.0},
+                                stiff=True, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(implicit, explicit, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(explicit[-1, 0], 0.8**50, rtol=1e-3)  # GD itself, to O(h^5)
