@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from symflow import SymflowError
+
 from ._compile import hyper_vector, vector_function
 from ._flow import solve_flow
 from ._iterate import iterate
@@ -19,7 +21,8 @@ def plot_trajectories(me, x0, lr, n_steps, orders=None, hyper=None, ax=None, pat
     import matplotlib.pyplot as plt
 
     if len(me.params) != 2:
-        raise ValueError(f"plot_trajectories draws 2-parameter problems; got {len(me.params)}")
+        raise SymflowError(
+            f"got {len(me.params)} parameters; plot_trajectories draws 2-parameter problems")
     orders = range(me.order + 1) if orders is None else orders
     its = np.asarray(iterate(me.optimizer, me.loss, me.params, x0, lr, n_steps, hyper))
     flows = {p: solve_flow(me, x0, lr, n_steps, order=p, hyper=hyper)[1] for p in orders}

@@ -67,10 +67,7 @@ class VerifyReport:
 
     def plot(self, path=None, ax=None):
         """Log-log error against ``h`` per order, with reference slopes; saved if ``path``."""
-        import matplotlib
-
         if ax is None:
-            matplotlib.use("Agg") if path else None
             import matplotlib.pyplot as plt
 
             fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)

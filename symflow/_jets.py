@@ -65,6 +65,7 @@ class JetAlgebra:
         names = ["".join(str(p) for i, p in enumerate(self.params) for _ in range(a[i]))
                  for a in self.alphas]
         self.jets = [sp.Dummy(f"L_{n}") for n in names]
+        self.alpha_of = dict(zip(self.jets, self.alphas))
         gens = self.params + tuple(self.jets) + tuple(extra_gens)
         self.ring, *self.gens = ring(gens, domain)
         self.zero = self.ring.zero
@@ -132,7 +133,7 @@ class JetAlgebra:
     def to_expr(self, a):
         expr = a.as_expr()
         used = expr.free_symbols & set(self.jets)
-        return expr.xreplace({s: self.derivative(self.alphas[self.jets.index(s)]) for s in used})
+        return expr.xreplace({s: self.derivative(self.alpha_of[s]) for s in used})
 
     # -- gradient structure -------------------------------------------------------------
     def is_gradient(self, vec) -> bool:

@@ -52,17 +52,21 @@ def gradient_oracle(loss, params):
     return grad, oracle
 
 
-def optimizer_map(optimizer, loss, params, hyper=()):
-    r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``."""
+def _prepare(optimizer, loss, params, hyper):
+    """Validate the inputs once; return them normalised, with the closed-form map."""
     optimizer = _check_optimizer(optimizer)
     params = v.check_params(params)
     allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
     loss = v.check_loss(loss, params, allowed)
     _, oracle = gradient_oracle(loss, params)
-    phi = optimizer.step(sp.Matrix(params), oracle, h)
-    phi = phi.applyfunc(v.rationalize)
+    phi = optimizer.step(sp.Matrix(params), oracle, h).applyfunc(v.rationalize)
     v.check_free_symbols(phi, params, allowed | {h}, f"the update rule of {optimizer!r}")
-    return phi
+    return optimizer, loss, params, allowed, phi
+
+
+def optimizer_map(optimizer, loss, params, hyper=()):
+    r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``."""
+    return _prepare(optimizer, loss, params, hyper)[-1]
 
 
 class ModifiedEquation:
@@ -258,13 +262,10 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         (True, True, False)
     """
     order = v.check_order(order)
-    params = v.check_params(params)
-    phi = optimizer_map(optimizer, loss, params, hyper)
-    allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
-    loss = v.check_loss(loss, params, allowed)
     if path not in ("auto", "polynomial", "jet", "general"):
         raise SymflowError(
             f"got path={path!r}; choose 'auto', 'polynomial', 'jet' or 'general'")
+    optimizer, loss, params, allowed, phi = _prepare(optimizer, loss, params, hyper)
     algebra, d = expand_map(optimizer, loss, phi, params, h, allowed, order + 1, path)
     identity = [algebra.from_expr(p) for p in params]
     if not all(is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):

@@ -46,9 +46,8 @@ def test_verify_writes_figure(tmp_path, capsys):
 
 
 def test_python_dash_m_without_jax():
-    code = ("import sys, runpy; sys.argv = ['symflow', 'derive', '--loss', 'x**4', "
-            "'--params', 'x', '--order', '1']; "
-            "import symflow.cli as c; rc = c.main(sys.argv[1:]); "
+    code = ("import sys; import symflow.cli as c; "
+            "rc = c.main(['derive', '--loss', 'x**4', '--params', 'x', '--order', '1']); "
             "print('JAX' if 'jax' in sys.modules else 'NOJAX'); sys.exit(rc)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=120)
