@@ -15,12 +15,14 @@ from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._parse import parse_expression, parse_symbols
 from ._symbols import h
 from ._validity import ValidityReport, check_validity
-from .optimizers import GD, AbstractOptimizer, Custom
+from .optimizers import (GD, AbstractMemoryOptimizer, AbstractOptimizer, AdaGrad, Adam, Custom,
+                         HeavyBall, Nesterov, RMSprop)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AbstractOptimizer", "Custom", "GD", "ModifiedEquation", "SymflowError",
+    "AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
+    "HeavyBall", "Nesterov", "RMSprop", "ModifiedEquation", "SymflowError",
     "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
     "modified_equation", "optimizer_map", "parse_expression", "parse_symbols",
 ]

@@ -21,6 +21,7 @@ from sympy.polys.rings import ring
 
 from ._gradient import expr_is_gradient, expr_potential, poly_potential
 from ._jets import NotJetExpressible, expand_with_jets, split_by_h
+from ._series import NotExpressible
 
 _CONVERSION_ERRORS = (ValueError, TypeError, sp.PolynomialError,
                       sp.polys.polyerrors.CoercionFailed)
@@ -49,6 +50,12 @@ class ExprAlgebra:
 
     def to_expr(self, a):
         return a
+
+    def inverse(self, a):
+        return 1 / a
+
+    def sqrt(self, a):
+        return sp.sqrt(a)
 
     def is_gradient(self, vec) -> bool:
         return expr_is_gradient(vec, self.params)
@@ -82,12 +89,26 @@ class PolyAlgebra(ExprAlgebra):
     def to_expr(self, a):
         return a.as_expr()
 
+    inverse = staticmethod(lambda a: ring_inverse(a))
+    sqrt = staticmethod(lambda a: ring_sqrt(a))
+
     def is_gradient(self, vec) -> bool:
         return not any(self.diff(vec[i], j) - self.diff(vec[j], i)
                        for i in range(len(vec)) for j in range(i + 1, len(vec)))
 
     def potential(self, vec):
         return poly_potential(self, vec)
+
+
+def ring_inverse(a):
+    """Inverse of a constant ring element; anything else is not in the ring."""
+    if a and a.is_ground:
+        return a.ring(a.ring.domain.get_field().convert_from(a.LC, a.ring.domain) ** -1)
+    raise NotExpressible("division by a non-constant polynomial")
+
+
+def ring_sqrt(a):
+    raise NotExpressible("square root in a polynomial ring")
 
 
 def coefficient_domains(hypers):

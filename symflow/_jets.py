@@ -86,6 +86,16 @@ class JetAlgebra:
     def is_zero(self, a) -> bool:
         return not a
 
+    def inverse(self, a):
+        from ._algebra import ring_inverse
+
+        return ring_inverse(a)
+
+    def sqrt(self, a):
+        from ._algebra import ring_sqrt
+
+        return ring_sqrt(a)
+
     def gradient_jets(self):
         """The gradient column :math:`(L_{e_1}, \\dots, L_{e_d})` as ring elements."""
         return [self.gens[self.index[_unit(self.dim, i)]] for i in range(self.dim)]

@@ -19,6 +19,7 @@ from ._algebra import expand_map
 from ._bea import modified_field
 from ._errors import SymflowError
 from ._gradient import is_zero_expr
+from ._memory import expand_reduced_map, symbolic_rule
 from ._symbols import h
 from .optimizers import AbstractOptimizer
 
@@ -53,20 +54,57 @@ def gradient_oracle(loss, params):
 
 
 def _prepare(optimizer, loss, params, hyper):
-    """Validate the inputs once; return them normalised, with the closed-form map."""
+    """Validate the inputs once; return them normalised, with the closed-form map
+    (``None`` for an optimizer with memory: see :func:`state_map`)."""
     optimizer = _check_optimizer(optimizer)
     params = v.check_params(params)
     allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
     loss = v.check_loss(loss, params, allowed)
+    if has_memory(optimizer, params):
+        state_map(optimizer, loss, params, allowed)  # validates the rule
+        return optimizer, loss, params, allowed, None
     _, oracle = gradient_oracle(loss, params)
     phi = optimizer.step(sp.Matrix(params), oracle, h).applyfunc(v.rationalize)
     v.check_free_symbols(phi, params, allowed | {h}, f"the update rule of {optimizer!r}")
     return optimizer, loss, params, allowed, phi
 
 
+def has_memory(optimizer, params) -> bool:
+    """True when the optimizer carries memory (momentum, moment estimates) for ``params``."""
+    return optimizer.memory_size(len(params)) > 0
+
+
+def state_map(optimizer, loss, params, allowed):
+    r"""The closed-form map on the whole state :math:`(\theta, m)`.
+
+    Returns ``(theta_next, memory_next, memory_symbols)`` with gradients of ``loss``
+    substituted; the memory symbols stand for :math:`m_n`.
+    """
+    A, B, memory, fns = symbolic_rule(optimizer, params)
+    grad, _ = gradient_oracle(loss, params)
+    def concrete(expr):
+        for i, f in enumerate(fns):
+            expr = expr.replace(f, sp.Lambda(tuple(params), grad[i]))
+        return v.rationalize(expr)
+
+    theta_next = (sp.Matrix(params) + A).applyfunc(concrete)
+    memory_next = B.applyfunc(concrete)
+    what = f"the update rule of {optimizer!r}"
+    for expr in (theta_next, memory_next):
+        v.check_free_symbols(expr, tuple(params) + memory, allowed | {h}, what)
+    return theta_next, memory_next, memory
+
+
 def optimizer_map(optimizer, loss, params, hyper=()):
-    r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``."""
-    return _prepare(optimizer, loss, params, hyper)[-1]
+    r"""The closed-form one-step map :math:`\Phi_h(\theta)` as a SymPy column Matrix in ``sf.h``.
+
+    For an optimizer with memory this is the map on the whole state: a pair
+    ``(theta_next, memory_next)`` plus the tuple of memory symbols (see :func:`state_map`).
+    """
+    optimizer, loss, params, allowed, phi = _prepare(optimizer, loss, params, hyper)
+    if phi is None:
+        return state_map(optimizer, loss, params, allowed)
+    return phi
 
 
 class ModifiedEquation:
@@ -86,7 +124,8 @@ class ModifiedEquation:
     :meth:`check_validity`.
     """
 
-    def __init__(self, optimizer, loss, params, order, hyper, algebra, raw_terms):
+    def __init__(self, optimizer, loss, params, order, hyper, algebra, raw_terms,
+                 raw_manifold=None):
         self.optimizer = optimizer
         self.loss = loss
         self.params = tuple(params)
@@ -98,6 +137,43 @@ class ModifiedEquation:
         self.terms = tuple(
             sp.ImmutableMatrix([algebra.to_expr(c) for c in vec]) for vec in self._raw
         )
+        self._raw_manifold = raw_manifold
+        #: ``manifold_terms[k]`` is :math:`M_k` in the memory :math:`m = \sum_k h^k M_k(\theta)`
+        #: on the invariant manifold (None for optimizers without memory).
+        self.manifold_terms = None if raw_manifold is None else tuple(
+            sp.ImmutableMatrix([algebra.to_expr(c) for c in vec]) for vec in raw_manifold)
+
+    @property
+    def manifold(self):
+        r"""The memory on its invariant manifold, :math:`M_h(\theta) = \sum_k h^k M_k(\theta)`.
+
+        Starting the optimizer's memory there removes the transient: the iterates then
+        follow the reduced flow to the order derived. ``None`` without memory.
+        """
+        if self.manifold_terms is None:
+            return None
+        out = sp.zeros(len(self.manifold_terms[0]), 1)
+        for k, term in enumerate(self.manifold_terms):
+            out += h**k * sp.Matrix(term)
+        return out
+
+    @property
+    def time_scale(self):
+        r"""The constant :math:`c` with ``terms[0] == -c grad L`` (time runs :math:`c` times faster).
+
+        Heavy ball with fixed :math:`\beta` gives :math:`c = 1/(1-\beta)`. ``None`` when the
+        leading flow is not a rescaled gradient flow (e.g. Adam's).
+        """
+        grad = [sp.diff(self.loss, p) for p in self.params]
+        k = next((i for i, g in enumerate(grad) if g != 0), None)
+        if k is None:
+            return None
+        c = sp.cancel(-self.terms[0][k] / grad[k])
+        if c.free_symbols & set(self.params):
+            return None
+        if all(is_zero_expr(t + c * g) for t, g in zip(self.terms[0], grad)):
+            return c
+        return None
 
     # -- the field ---------------------------------------------------------------------
     @property
@@ -115,8 +191,9 @@ class ModifiedEquation:
             raise SymflowError(
                 f"got order={order}; this equation was derived to order {self.order} only"
             )
+        manifold = None if self._raw_manifold is None else self._raw_manifold[: order + 1]
         return ModifiedEquation(self.optimizer, self.loss, self.params, order, self.hyper,
-                                self._alg, self._raw[: order + 1])
+                                self._alg, self._raw[: order + 1], manifold)
 
     # -- gradient structure ------------------------------------------------------------
     @functools.cached_property
@@ -229,7 +306,7 @@ class ModifiedEquation:
 
 
 def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
-                      path="auto") -> ModifiedEquation:
+                      path="auto", reduce=True) -> ModifiedEquation:
     r"""Derive the modified equation of ``optimizer`` on ``loss`` up to ``h**order``, exactly.
 
     Parameters
@@ -249,7 +326,14 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
     path : str
         Arithmetic: ``"polynomial"`` (exact sparse polynomials; polynomial losses),
         ``"jet"`` (polynomials in the derivatives of L; any loss), ``"general"`` (SymPy
-        expressions), or ``"auto"`` (the first that applies, in that order).
+        expressions), or ``"auto"`` (the first that applies, in that order); optimizers
+        with memory may also use ``"rational"`` (rational functions of the derivatives of L
+        and square roots: RMSprop, Adam).
+    reduce : bool
+        For optimizers with memory: eliminate the memory on its invariant manifold and
+        return the flow on theta alone (default), or ``False`` for the flow on the whole
+        state :math:`(\theta, m)`, which exists when the memory is itself slow (e.g.
+        ``beta = 1 - c*h``; see :func:`symflow.state_modified_equation`).
 
     Example::
 
@@ -262,10 +346,25 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         (True, True, False)
     """
     order = v.check_order(order)
-    if path not in ("auto", "polynomial", "jet", "general"):
+    if path not in ("auto", "polynomial", "jet", "rational", "general"):
         raise SymflowError(
-            f"got path={path!r}; choose 'auto', 'polynomial', 'jet' or 'general'")
+            f"got path={path!r}; choose 'auto', 'polynomial', 'jet', 'rational' or 'general'")
     optimizer, loss, params, allowed, phi = _prepare(optimizer, loss, params, hyper)
+    if progress is None:
+        progress = order >= 6
+    if phi is None:
+        if not reduce or not optimizer.memory_relaxes:
+            from ._state import state_modified_equation
+
+            return state_modified_equation(optimizer, loss, params, order, hyper=hyper,
+                                           progress=progress)
+        algebra, d, manifold = expand_reduced_map(optimizer, loss, params, allowed,
+                                                  order + 1, path)
+        raw = modified_field(algebra, d, order, progress=progress)
+        return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw,
+                                manifold)
+    if path == "rational":
+        raise SymflowError("path='rational' applies to optimizers with memory only")
     algebra, d = expand_map(optimizer, loss, phi, params, h, allowed, order + 1, path)
     identity = [algebra.from_expr(p) for p in params]
     if not all(is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):
@@ -274,7 +373,5 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
             f"(it gives {list(map(algebra.to_expr, d[0]))}); a modified equation exists only "
             "for consistent maps theta_{n+1} = theta_n + O(h)"
         )
-    if progress is None:
-        progress = order >= 6
     raw = modified_field(algebra, d, order, progress=progress)
     return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw)

@@ -1,7 +1,13 @@
-"""Optimizers as symbolic one-step maps."""
+"""Optimizers as symbolic maps on their state (parameters and memory)."""
 
-from ._base import AbstractOptimizer
+from ._base import AbstractMemoryOptimizer, AbstractOptimizer
+from ._adagrad import AdaGrad
+from ._adam import Adam
 from ._custom import Custom
 from ._gd import GD
+from ._heavy_ball import HeavyBall
+from ._nesterov import Nesterov
+from ._rmsprop import RMSprop
 
-__all__ = ["AbstractOptimizer", "Custom", "GD"]
+__all__ = ["AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
+           "HeavyBall", "Nesterov", "RMSprop"]

@@ -23,9 +23,25 @@ class AbstractOptimizer(abc.ABC):
     #: Short name used in printed output and by the command-line interface.
     name: str = "optimizer"
 
+    #: False when the memory does not relax to a function of theta (AdaGrad's accumulator).
+    memory_relaxes: bool = True
+
     @abc.abstractmethod
     def step(self, theta: sp.MatrixBase, grad: GradOracle, h) -> sp.MatrixBase:
         """Return the parameters after one step from ``theta``."""
+
+    # -- memory (momentum buffers, moment estimates) ---------------------------------------
+    def memory_size(self, dim: int) -> int:
+        """Number of memory components for ``dim`` parameters (0: a one-step method)."""
+        return 0
+
+    def initial_memory(self, theta: sp.MatrixBase, grad: GradOracle, h) -> sp.MatrixBase:
+        """The memory a real run starts from (zeros unless overridden)."""
+        return sp.zeros(self.memory_size(len(theta)), 1)
+
+    def step_memory(self, theta: sp.MatrixBase, memory: sp.MatrixBase, grad: GradOracle, h):
+        """One step on the whole state: ``(theta, memory) -> (theta_next, memory_next)``."""
+        return self.step(theta, grad, h), memory
 
     def hyperparameters(self) -> dict:
         """Hyperparameters by name (numbers or SymPy expressions)."""
@@ -57,3 +73,57 @@ class AbstractOptimizer(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args})"
+
+
+class AbstractMemoryOptimizer(AbstractOptimizer):
+    r"""An optimizer whose state is :math:`z = (\theta, m)`: parameters plus memory.
+
+    Subclasses implement :meth:`memory_size` and :meth:`step_memory`. The memory is a
+    column ``Matrix`` (momentum buffer, moment estimates, ...); :meth:`initial_memory`
+    is what a real run starts from. When the memory relaxes geometrically, the modified
+    equation eliminates it on its invariant manifold :math:`m = M_h(\theta)`.
+    """
+
+    @abc.abstractmethod
+    def memory_size(self, dim: int) -> int:
+        """Number of memory components for ``dim`` parameters."""
+
+    @abc.abstractmethod
+    def step_memory(self, theta, memory, grad, h):
+        """One step on the whole state: ``(theta, memory) -> (theta_next, memory_next)``."""
+
+    def step(self, theta, grad, h):
+        from .._errors import SymflowError
+
+        raise SymflowError(
+            f"{self!r} has memory; call step_memory(theta, memory, grad, h) instead of step()"
+        )
+
+
+def check_unit_interval(value, name: str, closed_left: bool = True):
+    """Validate a numeric hyperparameter in [0, 1) (or (0, 1)); symbols pass through."""
+    from .._errors import SymflowError
+    from .._validate import rationalize
+
+    value = rationalize(sp.sympify(value))
+    if value.free_symbols:
+        return value
+    if not value.is_real or not ((value >= 0) if closed_left else (value > 0)) or not value < 1:
+        interval = "[0, 1)" if closed_left else "(0, 1)"
+        raise SymflowError(f"got {name}={value}; {name} must lie in {interval} "
+                           "(a number, or a SymPy symbol)")
+    return value
+
+
+def check_positive(value, name: str):
+    """Validate a numeric hyperparameter > 0; symbols pass through."""
+    from .._errors import SymflowError
+    from .._validate import rationalize
+
+    value = rationalize(sp.sympify(value))
+    if value.free_symbols:
+        return value
+    if not value.is_real or not value > 0:
+        raise SymflowError(f"got {name}={value}; {name} must be a positive number "
+                           "(or a SymPy symbol)")
+    return value
