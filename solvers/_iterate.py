@@ -16,30 +16,59 @@ from ._compile import hyper_vector, vector_function
 
 
 class CompiledMap:
-    r"""The optimizer map :math:`\Phi_h` as ``step(theta, extra) -> theta`` with
-    ``extra = (h, *hyper)``, plus jitted drivers for many steps."""
+    r"""The optimizer map as ``step(state, extra) -> state`` with ``extra = (h, *hyper)``,
+    plus jitted drivers for many steps.
+
+    The state is :math:`\theta` for one-step methods and :math:`(\theta, m)` (parameters,
+    then memory) for optimizers with memory; ``n_params`` tells them apart.
+    """
 
     def __init__(self, optimizer, loss, params, hyper_names=()):
-        phi = sf.optimizer_map(optimizer, loss, params, declared(loss, hyper_names))
+        out = sf.optimizer_map(optimizer, loss, params, declared(loss, hyper_names))
         self.params = tuple(params)
-        self.hyper = tuple(sorted(phi.free_symbols - set(self.params) - {sf.h}, key=str))
-        self._step = vector_function(phi, self.params, (sf.h,) + self.hyper)
+        self.n_params = len(self.params)
+        if isinstance(out, tuple):  # memory: (theta_next, memory_next, memory symbols)
+            theta_next, memory_next, self.memory = out
+            phi = sp.Matrix.vstack(theta_next, memory_next)
+            grad = sp.Matrix([sp.diff(loss, p) for p in self.params])
+            oracle = lambda point: grad.xreplace(dict(zip(self.params, point)))  # noqa: E731
+            init = sp.Matrix(optimizer.initial_memory(sp.Matrix(self.params), oracle, sf.h))
+        else:
+            phi, self.memory, init = out, (), sp.zeros(0, 1)
+        state = self.params + tuple(self.memory)
+        self.hyper = tuple(sorted((phi.free_symbols | init.free_symbols) - set(state) - {sf.h},
+                                  key=str))
+        self._step = vector_function(phi, state, (sf.h,) + self.hyper)
+        self._init = vector_function(init, self.params, (sf.h,) + self.hyper) if self.memory \
+            else None
         self.trajectory = jax.jit(self._trajectory, static_argnames="n_steps")
         self.final = jax.jit(self._final)
 
-    def _trajectory(self, theta0, extra, n_steps):
-        def body(theta, _):
-            nxt = self._step(theta, extra)
+    def _trajectory(self, state0, extra, n_steps):
+        def body(state, _):
+            nxt = self._step(state, extra)
             return nxt, nxt
 
-        _, ys = jax.lax.scan(body, theta0, None, length=n_steps)
-        return jnp.concatenate([theta0[None], ys])
+        _, ys = jax.lax.scan(body, state0, None, length=n_steps)
+        return jnp.concatenate([state0[None], ys])
 
-    def _final(self, theta0, extra, n_steps):
-        return jax.lax.fori_loop(0, n_steps, lambda _, th: self._step(th, extra), theta0)
+    def _final(self, state0, extra, n_steps):
+        return jax.lax.fori_loop(0, n_steps, lambda _, z: self._step(z, extra), state0)
 
     def extra(self, lr, hyper_values):
         return jnp.concatenate([jnp.array([float(lr)]), hyper_vector(self.hyper, hyper_values)])
+
+    def start(self, theta0, extra, memory0=None):
+        """The initial state: ``theta0`` and the optimizer's initial memory (or ``memory0``)."""
+        if not self.memory:
+            return theta0
+        if memory0 is None:
+            memory0 = self._init(theta0, extra)
+        memory0 = jnp.asarray(memory0, dtype=jnp.float64).ravel()
+        if memory0.shape != (len(self.memory),):
+            raise SymflowError(f"got a memory of shape {memory0.shape}; this optimizer "
+                               f"keeps {len(self.memory)} memory components")
+        return jnp.concatenate([theta0, memory0])
 
 
 def declared(expr, names) -> tuple:
@@ -71,11 +100,15 @@ def check_lr(lr) -> float:
     return float(lr)
 
 
-def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None):
+def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
+            return_memory=False):
     r"""The iterates :math:`\theta_0, \dots, \theta_n` of ``optimizer`` (``lax.scan``).
 
-    Returns an array of shape ``(n_steps + 1, d)``. ``hyper`` maps hyperparameter
-    symbols (or their names) to numbers.
+    Returns an array of shape ``(n_steps + 1, d)`` (with the memory appended to each row
+    when ``return_memory``). ``hyper`` maps hyperparameter symbols (or their names) to
+    numbers. Optimizers with memory start from their ``initial_memory`` (zeros for
+    momentum and moment estimates) unless ``memory0`` is given, e.g. the invariant
+    manifold ``me.manifold`` evaluated at ``x0`` (see :func:`manifold_memory`).
 
     Example::
 
@@ -88,5 +121,20 @@ def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None):
     cmap = compiled_map(optimizer, sp.sympify(loss), params, tuple(sorted(map(str, hyper or ()))))
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise SymflowError(f"got n_steps={n_steps!r}; give a non-negative integer")
-    ys = cmap.trajectory(as_start(x0, params), cmap.extra(check_lr(lr), hyper), int(n_steps))
-    return ys
+    extra = cmap.extra(check_lr(lr), hyper)
+    ys = cmap.trajectory(cmap.start(as_start(x0, params), extra, memory0), extra, int(n_steps))
+    return ys if return_memory else ys[:, : cmap.n_params]
+
+
+def manifold_memory(me, x0, lr, hyper=None):
+    r"""The memory on the invariant manifold, :math:`M_h(\theta_0)`, as a float array.
+
+    ``me`` is the reduced :class:`~symflow.ModifiedEquation` of an optimizer with memory.
+    Starting there instead of at zero removes the transient (to the order derived).
+    """
+    if getattr(me, "manifold", None) is None:
+        raise SymflowError(f"{me!r} has no memory manifold (the optimizer keeps no memory)")
+    hyper_syms = tuple(sorted(me.manifold.free_symbols - set(me.params) - {sf.h}, key=str))
+    f = vector_function(sp.ImmutableMatrix(me.manifold), me.params, (sf.h,) + hyper_syms)
+    extra = jnp.concatenate([jnp.array([float(lr)]), hyper_vector(hyper_syms, hyper)])
+    return f(as_start(x0, me.params), extra)

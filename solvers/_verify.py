@@ -21,7 +21,7 @@ import symflow as sf
 from symflow import SymflowError
 
 from ._flow import compiled_flow
-from ._iterate import as_start, check_lr, compiled_map, declared
+from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memory
 from ._compile import hyper_vector
 
 
@@ -40,6 +40,9 @@ class VerifyReport:
     errors: dict
     slopes: dict
     validity: object = None
+    #: For optimizers with memory: ``|theta_n(initial memory) - theta_n(manifold memory)|``
+    #: per learning rate, the offset that a real (zero-initialized) start leaves behind.
+    offsets: np.ndarray = None
 
     @property
     def expected(self) -> dict:
@@ -59,8 +62,20 @@ class VerifyReport:
         rows.append(" expect  " + "".join(f"  {p + 1:13d}" for p in self.orders))
         return "\n".join(rows)
 
+    @property
+    def offset_slope(self) -> float:
+        """Log-log slope of :attr:`offsets` against ``h`` (about 1: the offset is O(h))."""
+        if self.offsets is None or np.any(self.offsets <= 0):
+            return float("nan")
+        return float(np.polyfit(np.log(self.lrs), np.log(self.offsets), 1)[0])
+
     def __str__(self) -> str:
         lines = [f"verify_order: {self.optimizer}, T = {self.T:g}", self.table()]
+        if self.offsets is not None:
+            lines.append("memory started on its invariant manifold; a start from the "
+                         "optimizer's initial memory leaves offsets "
+                         + ", ".join(f"{o:.2e}" for o in self.offsets)
+                         + f" (slope {self.offset_slope:.2f})")
         if self.validity is not None:
             lines.append(str(self.validity))
         return "\n".join(lines)
@@ -118,6 +133,11 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     me : ModifiedEquation, optional
         A derivation to reuse (else derived here to ``max(orders)``).
 
+    For an optimizer with memory the flows are the reduced ones, and the optimizer's
+    memory starts on the invariant manifold :math:`M_h(x_0)` computed by the engine; the
+    report's ``offsets`` also show what the optimizer's own initial memory (zeros) leaves
+    behind after its transient.
+
     Example::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
@@ -150,9 +170,18 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     solve = flow.solver(stiff, rtol, atol)
     hv_flow = hyper_vector(flow.hyper, hyper)
     errors = {p: [] for p in orders}
+    offsets = [] if cmap.memory else None
+    d = cmap.n_params
     for lr in tqdm(lrs, desc="verify_order", unit="lr", disable=not progress):
         n = _steps(T, lr)
-        theta_n = cmap.final(start, cmap.extra(lr, hyper), n)
+        extra = cmap.extra(lr, hyper)
+        if cmap.memory:
+            theta_n = cmap.final(cmap.start(start, extra, manifold_memory(me, start, lr, hyper)),
+                                 extra, n)[:d]
+            plain = cmap.final(cmap.start(start, extra), extra, n)[:d]
+            offsets.append(float(np.linalg.norm(np.asarray(plain - theta_n))))
+        else:
+            theta_n = cmap.final(start, extra, n)
         if not np.all(np.isfinite(np.asarray(theta_n))):
             raise SymflowError(f"{optimizer!r} diverged at lr = {lr} from x0 = {list(map(float, start))}; "
                                "use smaller learning rates")
@@ -171,4 +200,5 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
             slopes[p] = float("nan")
         else:
             slopes[p] = float(np.polyfit(np.log(lrs), np.log(err), 1)[0])
-    return VerifyReport(optimizer.label, lrs, float(T), orders, errors, slopes, validity)
+    return VerifyReport(optimizer.label, lrs, float(T), orders, errors, slopes, validity,
+                        None if offsets is None else np.array(offsets))

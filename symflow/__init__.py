@@ -13,6 +13,7 @@ never imports jax.
 from ._errors import SymflowError, UnsafeExpressionError, ValidityWarning
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._parse import parse_expression, parse_symbols
+from ._state import StateModifiedEquation, state_modified_equation
 from ._symbols import h
 from ._validity import ValidityReport, check_validity
 from .optimizers import (GD, AbstractMemoryOptimizer, AbstractOptimizer, AdaGrad, Adam, Custom,
@@ -24,5 +25,5 @@ __all__ = [
     "AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
     "HeavyBall", "Nesterov", "RMSprop", "ModifiedEquation", "SymflowError",
     "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
-    "modified_equation", "optimizer_map", "parse_expression", "parse_symbols",
+    "modified_equation", "optimizer_map", "StateModifiedEquation", "state_modified_equation", "parse_expression", "parse_symbols",
 ]

@@ -124,6 +124,9 @@ class ModifiedEquation:
     :meth:`check_validity`.
     """
 
+    #: The expansion variable: the learning rate (other regimes may expand in sqrt(h)).
+    step = h
+
     def __init__(self, optimizer, loss, params, order, hyper, algebra, raw_terms,
                  raw_manifold=None):
         self.optimizer = optimizer
@@ -181,7 +184,7 @@ class ModifiedEquation:
         """:math:`\\sum_k h^k\\,\\text{terms}[k]` as one column Matrix."""
         out = sp.zeros(len(self.params), 1)
         for k, term in enumerate(self.terms):
-            out += h**k * sp.Matrix(term)
+            out += self.step**k * sp.Matrix(term)
         return out
 
     def truncate(self, order: int) -> "ModifiedEquation":
@@ -262,7 +265,8 @@ class ModifiedEquation:
             if k == 0:
                 parts.append(body)
             else:
-                hk = "h" if k == 1 else f"h^{{{k}}}"
+                s = sp.latex(self.step)
+                hk = s if k == 1 else f"{{{s}}}^{{{k}}}"
                 parts.append(f"{hk} \\left({body}\\right)")
         text = " + ".join(parts) if parts else "0"
         return text.replace("+ -", "- ")
@@ -286,14 +290,14 @@ class ModifiedEquation:
         k = self.first_non_gradient_order
         if k is None:
             return f"gradient field at every kept order (0..{self.order})"
-        return f"not a gradient field: the h^{k} term has a non-symmetric Jacobian"
+        return f"not a gradient field: the {self.step}^{k} term has a non-symmetric Jacobian"
 
     def __str__(self) -> str:
         head = (f"Modified equation of {self.optimizer!r} to order {self.order} in h "
                 f"({self.path} path), t = n*h, theta = ({', '.join(map(str, self.params))})")
         lines = [head]
         for k, term in enumerate(self.terms):
-            lines.append(f"  h^{k}: {list(term)}")
+            lines.append(f"  {self.step}^{k}: {list(term)}")
         lines.append("  " + self.gradient_summary())
         ml = self.modified_loss
         if ml is not None:

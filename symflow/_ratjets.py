@@ -36,19 +36,21 @@ class RationalJetAlgebra:
 
     kind = "rational"
 
-    def __init__(self, params, loss, domain, max_order: int, n_atoms: int):
+    def __init__(self, params, loss, domain, max_order: int, n_atoms: int, extra_coords=()):
         self.params = tuple(params)
+        self.extra_coords = tuple(extra_coords)
         self.loss = loss
         self.dim = d = len(self.params)
         self.alphas = multi_indices(d, max_order)
         self.jets = [sp.Dummy("L_" + "".join(str(p) for i, p in enumerate(self.params)
                                              for _ in range(a[i]))) for a in self.alphas]
         self.atoms = [sp.Dummy(f"a{k}") for k in range(n_atoms)]
-        gens = self.params + tuple(self.jets) + tuple(self.atoms)
+        self.n_coords = nc = d + len(self.extra_coords)
+        gens = self.params + self.extra_coords + tuple(self.jets) + tuple(self.atoms)
         self.ring, *self.gens = ring(gens, domain)
         self.zero = self.ring.zero
-        self._jet_index = {a: d + k for k, a in enumerate(self.alphas)}
-        self._atom0 = d + len(self.alphas)
+        self._jet_index = {a: nc + k for k, a in enumerate(self.alphas)}
+        self._atom0 = nc + len(self.alphas)
         self._info = []          # per used atom: (kind, payload)
         self._cache = {}         # (kind, payload) -> ring element
         self._inverse_of = {}    # generator index -> generator index of its inverse
@@ -182,10 +184,12 @@ class RationalJetAlgebra:
     def _gen_derivative(self, j, i):
         if (j, i) not in self._dgen:
             d = self.dim
-            if j < d:
+            if j < self.n_coords:
                 out = self.ring(int(j == i))
+            elif j < self._atom0 and i >= d:  # jets do not depend on extra coordinates
+                out = self.zero
             elif j < self._atom0:
-                nxt = _plus(self.alphas[j - d], _unit(d, i))
+                nxt = _plus(self.alphas[j - self.n_coords], _unit(d, i))
                 if nxt not in self._jet_index:
                     raise RuntimeError("jet order exceeded; raise max_order")
                 out = self.jet(nxt)
@@ -209,7 +213,7 @@ class RationalJetAlgebra:
         return self._dgen[(j, i)]
 
     def diff(self, a, i):
-        """Total derivative :math:`D_i a`."""
+        """Total derivative :math:`D_i a` (``i`` indexes parameters, then extra coordinates)."""
         present = sorted({j for monom in a.itermonoms() for j, e in enumerate(monom) if e})
         out = self.zero
         for j in present:

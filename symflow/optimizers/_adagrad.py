@@ -38,6 +38,23 @@ class AdaGrad(AbstractMemoryOptimizer):
     def memory_size(self, dim: int) -> int:
         return dim
 
+    def memory_names(self, params) -> list[str]:
+        return [f"s_{p}" for p in params]
+
+    def state_rule(self, params):
+        r"""In :math:`w = h^2 s` and :math:`\tau = n h^2` (step :math:`\kappa = h^2`):
+        :math:`w_{n+1} = w_n + \kappa g^2`,
+        :math:`\theta_{n+1} = \theta_n - \kappa g / \sqrt{w_{n+1} + \kappa\epsilon}`."""
+        kappa = sp.Symbol("kappa", positive=True)
+
+        def rule(theta, w, grad, step):
+            g = grad(theta)
+            w_next = w + step * g.applyfunc(lambda c: c**2)
+            update = sp.Matrix([gi / sp.sqrt(wi + step * self.eps) for gi, wi in zip(g, w_next)])
+            return theta - step * update, w_next
+
+        return rule, kappa, sp.sqrt(kappa), [f"w_{p}" for p in params], "tau = n*h**2"
+
     def initial_memory(self, theta, grad, h):
         return sp.Matrix([self.initial_accumulator] * len(theta))
 

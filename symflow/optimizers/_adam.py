@@ -50,6 +50,10 @@ class Adam(AbstractMemoryOptimizer):
     def memory_size(self, dim: int) -> int:
         return 2 * dim + (2 if self.bias_correction else 0)
 
+    def memory_names(self, params) -> list[str]:
+        return ([f"m_{p}" for p in params] + [f"v_{p}" for p in params]
+                + (["beta1_n", "beta2_n"] if self.bias_correction else []))
+
     def initial_memory(self, theta, grad, h):
         d = len(theta)
         return sp.Matrix([0] * (2 * d) + ([1, 1] if self.bias_correction else []))

@@ -92,12 +92,55 @@ class AbstractMemoryOptimizer(AbstractOptimizer):
     def step_memory(self, theta, memory, grad, h):
         """One step on the whole state: ``(theta, memory) -> (theta_next, memory_next)``."""
 
+    def memory_names(self, params) -> list[str]:
+        """Names of the memory components (for the flow on the whole state)."""
+        return [f"m{k}" for k in range(self.memory_size(len(params)))]
+
+    def state_rule(self, params):
+        r"""The rule in the variables where the whole state moves at :math:`O(\text{step})`.
+
+        Returns ``(rule, step, h_value, names, time)``: ``rule(theta, memory, grad, step)``
+        like :meth:`step_memory`, the expansion variable ``step``, the learning rate as a
+        function of it, the memory names, and the time variable as text. By default the
+        memory is used as is and the step is ``h`` (right when the memory is itself slow,
+        e.g. ``beta = 1 - c*h``).
+        """
+        from .._symbols import h
+
+        return self.step_memory, h, h, self.memory_names(params), "t = n*h"
+
     def step(self, theta, grad, h):
         from .._errors import SymflowError
 
         raise SymflowError(
             f"{self!r} has memory; call step_memory(theta, memory, grad, h) instead of step()"
         )
+
+
+class VelocityMemory:
+    r"""Mixin for momentum methods whose memory is the last displacement :math:`v_n`.
+
+    With :math:`1 - \beta = c\sqrt{h}` the whole state is slow in the variables
+    :math:`u = v/\delta`, :math:`\delta = \sqrt h`, and time :math:`s = n\delta`: the limit is
+    the damped oscillator :math:`\ddot\theta + c\dot\theta = -\nabla L`.
+    """
+
+    def memory_names(self, params) -> list[str]:
+        return [f"v_{p}" for p in params]
+
+    def state_rule(self, params):
+        from .._symbols import h
+
+        if not self.beta.has(sp.sqrt(h)):
+            return super().state_rule(params)
+        delta = sp.Symbol("delta", positive=True)
+        scaled = type(self)(beta=self.beta.subs(h, delta**2))
+
+        def rule(theta, u, grad, step):
+            nxt, mem = scaled.step_memory(theta, step * u, grad, step**2)
+            return nxt, (mem / step).applyfunc(sp.expand)
+
+        return rule, delta, delta**2, [f"u_{p}" for p in params], "s = n*sqrt(h)"
 
 
 def check_unit_interval(value, name: str, closed_left: bool = True):

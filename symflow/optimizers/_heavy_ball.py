@@ -1,9 +1,9 @@
 """Polyak's heavy-ball momentum."""
 
-from ._base import AbstractMemoryOptimizer, check_unit_interval
+from ._base import AbstractMemoryOptimizer, VelocityMemory, check_unit_interval
 
 
-class HeavyBall(AbstractMemoryOptimizer):
+class HeavyBall(VelocityMemory, AbstractMemoryOptimizer):
     r"""Heavy-ball momentum (Polyak 1964):
 
     .. math::

@@ -1,9 +1,9 @@
 """Nesterov's accelerated gradient with constant momentum."""
 
-from ._base import AbstractMemoryOptimizer, check_unit_interval
+from ._base import AbstractMemoryOptimizer, VelocityMemory, check_unit_interval
 
 
-class Nesterov(AbstractMemoryOptimizer):
+class Nesterov(VelocityMemory, AbstractMemoryOptimizer):
     r"""Nesterov momentum (Nesterov 1983; Sutskever et al. 2013) with constant :math:`\beta`:
 
     .. math::

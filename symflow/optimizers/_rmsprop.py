@@ -52,6 +52,9 @@ class RMSprop(AbstractMemoryOptimizer):
     def memory_size(self, dim: int) -> int:
         return dim + (1 if self.bias_correction else 0)
 
+    def memory_names(self, params) -> list[str]:
+        return [f"v_{p}" for p in params] + (["rho_n"] if self.bias_correction else [])
+
     def initial_memory(self, theta, grad, h):
         start = [self.v0] * len(theta) + ([1] if self.bias_correction else [])
         return sp.Matrix(start)
