@@ -19,7 +19,7 @@ import math
 import sympy as sp
 from sympy.polys.rings import ring
 
-from ._gradient import expr_is_gradient, expr_potential, poly_potential
+from ._gradient import expr_is_gradient, expr_potential, is_zero_expr, poly_potential
 from ._jets import NotJetExpressible, expand_with_jets, split_by_h
 from ._series import NotExpressible
 
@@ -31,6 +31,9 @@ class ExprAlgebra:
     """Scalars are SymPy expressions in the parameters."""
 
     kind = "general"
+    #: Substitution applied when converting back to expressions (symbols that stand for
+    #: inverses of hyperparameter expressions, see :func:`symflow._memory.inverse_constants`).
+    post: dict = {}
 
     def __init__(self, params):
         self.params = tuple(params)
@@ -87,14 +90,17 @@ class PolyAlgebra(ExprAlgebra):
         return not a
 
     def to_expr(self, a):
-        return a.as_expr()
+        return a.as_expr().xreplace(self.post) if self.post else a.as_expr()
 
     inverse = staticmethod(lambda a: ring_inverse(a))
     sqrt = staticmethod(lambda a: ring_sqrt(a))
 
     def is_gradient(self, vec) -> bool:
-        return not any(self.diff(vec[i], j) - self.diff(vec[j], i)
-                       for i in range(len(vec)) for j in range(i + 1, len(vec)))
+        asym = [self.diff(vec[i], j) - self.diff(vec[j], i)
+                for i in range(len(vec)) for j in range(i + 1, len(vec))]
+        if self.post:
+            return all(is_zero_expr(self.to_expr(a)) for a in asym if a)
+        return not any(asym)
 
     def potential(self, vec):
         return poly_potential(self, vec)
@@ -103,7 +109,10 @@ class PolyAlgebra(ExprAlgebra):
 def ring_inverse(a):
     """Inverse of a constant ring element; anything else is not in the ring."""
     if a and a.is_ground:
-        return a.ring(a.ring.domain.get_field().convert_from(a.LC, a.ring.domain) ** -1)
+        try:
+            return a.ring(a.ring.domain.get_field().convert_from(a.LC, a.ring.domain) ** -1)
+        except sp.polys.polyerrors.CoercionFailed as err:
+            raise NotExpressible("division by a hyperparameter expression") from err
     raise NotExpressible("division by a non-constant polynomial")
 
 

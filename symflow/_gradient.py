@@ -73,4 +73,4 @@ def poly_potential(alg, vec):
     for gen, comp in zip(alg.gens, vec):
         radial += gen * comp
     terms = {m: c / sum(m) for m, c in radial.terms()}
-    return -alg.ring(terms).as_expr() if terms else sp.S.Zero
+    return -alg.to_expr(alg.ring(terms)) if terms else sp.S.Zero

@@ -24,7 +24,8 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 from sympy.polys.rings import ring
 
-from ._gradient import expr_is_gradient, expr_potential, numerically_nonzero, random_points
+from ._gradient import (expr_is_gradient, expr_potential, is_zero_expr, numerically_nonzero,
+                        random_points)
 
 
 class NotJetExpressible(Exception):
@@ -55,6 +56,7 @@ class JetAlgebra:
     """Scalars are polynomials in the parameters and the jets :math:`L_\\alpha`."""
 
     kind = "jet"
+    post: dict = {}
 
     def __init__(self, params, loss, domain, max_order: int, extra_gens=()):
         self.params = tuple(params)
@@ -143,7 +145,8 @@ class JetAlgebra:
     def to_expr(self, a):
         expr = a.as_expr()
         used = expr.free_symbols & set(self.jets)
-        return expr.xreplace({s: self.derivative(self.alpha_of[s]) for s in used})
+        sub = {s: self.derivative(self.alpha_of[s]) for s in used}
+        return expr.xreplace({**sub, **self.post})
 
     # -- gradient structure -------------------------------------------------------------
     def is_gradient(self, vec) -> bool:
@@ -152,6 +155,8 @@ class JetAlgebra:
                 for i in range(self.dim) for j in range(i + 1, self.dim)]
         if not any(asym):
             return True
+        if self.post:
+            return all(is_zero_expr(self.to_expr(a)) for a in asym if a)
         for point in random_points(self.params):
             values = self.jet_values(point)
             if any(numerically_nonzero(a.as_expr(), values) for a in asym if a):

@@ -89,13 +89,42 @@ def relaxation_matrix(B, memory):
     return sp.simplify(I_minus_P.inv())
 
 
-def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: int):
+def inverse_constants(matrix):
+    r"""Replace each denominator factor :math:`q(\beta)` of ``matrix`` by a symbol :math:`\iota_q`.
+
+    Returns ``(matrix, post)`` with ``post = {iota_q: 1/q}``: the derivation then runs
+    with polynomial coefficients in the hyperparameters and the :math:`\iota`'s (no gcds),
+    and ``post`` restores :math:`1/q` in the results.
+    """
+    symbols, post = {}, {}
+
+    def rewrite(entry):
+        num, den = sp.fraction(sp.factor(sp.together(entry)))
+        coeff, factors = sp.factor_list(den)
+        out = num / coeff
+        for f, m in factors:
+            if f.free_symbols:
+                if f not in symbols:
+                    symbols[f] = sp.Dummy(f"iota{len(symbols)}")
+                    post[symbols[f]] = 1 / f
+                out *= symbols[f] ** m
+            else:
+                out /= f**m
+        return sp.expand(out)
+
+    return matrix.applyfunc(rewrite), post
+
+
+def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: int,
+                       inv=None):
     r"""Manifold :math:`M_0..M_K` and reduced increments :math:`d_0..d_K`, ``K = order``.
 
     ``grad_derivative(i, beta)`` returns :math:`\partial^\beta \nabla_i L` in ``alg``.
     """
     dim, size = len(params), len(memory)
-    inv = [[alg.from_expr(c) for c in row] for row in relaxation_matrix(B, memory).tolist()]
+    if inv is None:
+        inv = relaxation_matrix(B, memory)
+    inv = [[alg.from_expr(c) for c in row] for row in inv.tolist()]
     manifold = [[alg.zero] * size for _ in range(order + 1)]
     grads = {f: (i, (lambda beta, i=i: grad_derivative(i, beta))) for i, f in enumerate(fns)}
     theta = [alg.from_expr(p) for p in params]
@@ -176,7 +205,12 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
     from ._series import NotExpressible
 
     A, B, memory, fns = symbolic_rule(optimizer, params)
-    domain = coefficient_domains(hypers)[-1]
+    exact_inv = relaxation_matrix(B, memory)
+    inv, post = inverse_constants(exact_inv)
+    domain = coefficient_domains(set(hypers) | set(post))[0]
+    # the rational path keeps exact fractions in the hyperparameters: cancelling them
+    # costs gcds, but iota-symbols would leave its results unsimplified
+    rational_domain = coefficient_domains(hypers)[-1]
     dim = len(params)
 
     def jet_derivative(alg):
@@ -211,7 +245,7 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
                 alg = JetAlgebra(params, loss, domain, max_order=order + 1 + extra)
                 yield alg, jet_derivative(alg)
             if path in ("auto", "rational"):
-                alg = RationalJetAlgebra(params, loss, domain, order + 1 + extra,
+                alg = RationalJetAlgebra(params, loss, rational_domain, order + 1 + extra,
                                          n_atoms=8 * dim + 4 * _half_powers(list(A) + list(B)))
                 yield alg, jet_derivative(alg)
         if path in ("auto", "general"):
@@ -220,8 +254,11 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
 
     reasons = []
     for alg, derivative in candidates():
+        rational = alg.kind == "rational"
+        alg.post = {} if rational else post
         try:
-            d, manifold = reduce_on_manifold(alg, params, A, B, memory, fns, derivative, order)
+            d, manifold = reduce_on_manifold(alg, params, A, B, memory, fns, derivative, order,
+                                             exact_inv if rational else inv)
             return alg, d, manifold
         except NotExpressible as err:
             reasons.append(f"{alg.kind}: {err}")

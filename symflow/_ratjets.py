@@ -26,7 +26,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.polys.rings import ring
 
-from ._gradient import expr_is_gradient, expr_potential, numerically_nonzero, random_points
+from ._gradient import (expr_is_gradient, expr_potential, is_zero_expr, numerically_nonzero,
+                        random_points)
 from ._jets import _plus, _unit, multi_indices
 from ._series import NotExpressible
 
@@ -35,6 +36,7 @@ class RationalJetAlgebra:
     """Scalars are polynomials in parameters, jets and atoms (inverses, roots, signs)."""
 
     kind = "rational"
+    post: dict = {}
 
     def __init__(self, params, loss, domain, max_order: int, n_atoms: int, extra_coords=()):
         self.params = tuple(params)
@@ -90,7 +92,10 @@ class RationalJetAlgebra:
             raise NotExpressible("division by zero")
         if c.is_ground:
             field = self.ring.domain.get_field()
-            return self.ring(field.convert_from(c.LC, self.ring.domain) ** -1)
+            try:
+                return self.ring(field.convert_from(c.LC, self.ring.domain) ** -1)
+            except sp.polys.polyerrors.CoercionFailed:  # e.g. 1/(1 - beta): an atom
+                return self._atom("inv", c)
         if len(c) == 1:  # a monomial: invert generator by generator
             (monom, coeff), = c.terms()
             out = self.inverse(self.ring(coeff))
@@ -246,7 +251,7 @@ class RationalJetAlgebra:
 
     def to_expr(self, a):
         base = {s: self.derivative(al) for s, al in zip(self.jets, self.alphas)}
-        return self.reduce(a).as_expr().xreplace(self._atom_values(base))
+        return self.reduce(a).as_expr().xreplace({**self._atom_values(base), **self.post})
 
     def values(self, point):
         """Numeric values (30 digits) of every generator at ``point`` (a dict of params)."""
@@ -254,6 +259,7 @@ class RationalJetAlgebra:
         for s, alpha in zip(self.jets, self.alphas):
             vals[s] = self.derivative(alpha).xreplace(point).evalf(30)
         vals = self._atom_values(vals)
+        vals.update(self.post)
         return {k: sp.sympify(v).evalf(30) for k, v in vals.items()}
 
     # -- gradient structure ------------------------------------------------------------------
@@ -263,6 +269,9 @@ class RationalJetAlgebra:
         asym = [a for a in asym if a]
         if not asym:
             return True
+        if self.post or any(s.free_symbols - set(self.params) for s in
+                            (self.ring.domain.to_sympy(c) for a in asym for c in a.coeffs())):
+            return all(is_zero_expr(self.to_expr(a)) for a in asym)
         for point in random_points(self.params):
             vals = self.values(point)
             if any(numerically_nonzero(a.as_expr(), vals) for a in asym):

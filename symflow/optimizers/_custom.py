@@ -24,6 +24,18 @@ class Custom(AbstractOptimizer):
     Symbols other than the parameters and ``h`` used inside the rule must be declared in
     ``hyper`` so that they are known to be constants.
 
+    **Rules with memory.** Give ``memory0``, the initial memory: a list of numbers or
+    expressions, or a function ``memory0(theta)`` returning them (its length fixes the
+    memory size). The rule is then ``update(theta, memory, grad, h) -> (theta_next,
+    memory_next)``. Heavy ball, for instance::
+
+        >>> import sympy as sp, symflow as sf
+        >>> x = sp.Symbol("x")
+        >>> hb = sf.Custom(update=lambda th, v, g, h: (th + v / 2 - h * g(th), v / 2 - h * g(th)),
+        ...                memory0=lambda th: sp.zeros(len(th), 1), name="hb")
+        >>> sf.modified_equation(hb, loss=x**2 / 2, params=[x], order=1).terms
+        (Matrix([[-2*x]]), Matrix([[-6*x]]))
+
     Example::
 
         >>> import sympy as sp, symflow as sf
@@ -33,7 +45,12 @@ class Custom(AbstractOptimizer):
         Matrix([[x/2]])
     """
 
-    def __init__(self, update, hyper=(), name: str = "custom"):
+    def __init__(self, update, hyper=(), name: str = "custom", memory0=None):
+        if memory0 is not None and not callable(memory0) and not isinstance(
+                memory0, (list, tuple, sp.MatrixBase)):
+            raise SymflowError(f"got memory0={memory0!r}; give a list of initial memory values "
+                               "or a function memory0(theta) returning them")
+        self.memory0 = memory0
         if not callable(update):
             raise SymflowError(
                 f"got update={update!r}; update must be a function "
@@ -46,7 +63,45 @@ class Custom(AbstractOptimizer):
     def hyperparameters(self) -> dict:
         return {str(s): s for s in sorted(self.hyper, key=str)}
 
+    # -- memory ------------------------------------------------------------------------------
+    def initial_memory(self, theta, grad=None, h=None):
+        if self.memory0 is None:
+            return sp.zeros(0, 1)
+        value = self.memory0(theta) if callable(self.memory0) else self.memory0
+        return sp.Matrix(list(value) if not isinstance(value, sp.MatrixBase) else value)
+
+    def memory_size(self, dim: int) -> int:
+        if self.memory0 is None:
+            return 0
+        return len(self.initial_memory(sp.Matrix(sp.symbols(f"t0:{dim}"))))
+
+    def step_memory(self, theta, memory, grad, h):
+        if self.memory0 is None:
+            return self.step(theta, grad, h), memory
+        try:
+            out = self.update(theta, memory, grad, h)
+        except SymflowError:
+            raise
+        except Exception as err:  # the user's code failed on symbolic input
+            raise SymflowError(
+                f"the update rule raised {type(err).__name__}: {err}. A rule with memory is "
+                "called as update(theta, memory, grad, h) and returns (theta_next, "
+                "memory_next), both column Matrices") from err
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise SymflowError("a rule with memory must return the pair (theta_next, "
+                               f"memory_next); got {type(out).__name__}")
+        nxt, mem = (sp.Matrix(o) if isinstance(o, (list, tuple)) else o for o in out)
+        if not isinstance(nxt, sp.MatrixBase) or nxt.shape != theta.shape:
+            raise SymflowError(f"theta_next has shape {getattr(nxt, 'shape', None)}; "
+                               f"expected {theta.shape}")
+        if not isinstance(mem, sp.MatrixBase) or mem.shape != memory.shape:
+            raise SymflowError(f"memory_next has shape {getattr(mem, 'shape', None)}; "
+                               f"expected {memory.shape}, like memory0")
+        return nxt, mem
+
     def step(self, theta, grad, h):
+        if self.memory0 is not None:
+            raise SymflowError(f"{self!r} has memory; call step_memory(theta, memory, grad, h)")
         try:
             out = self.update(theta, grad, h)
         except SymflowError:
@@ -72,7 +127,8 @@ class Custom(AbstractOptimizer):
         return self.name
 
     def _key(self):
-        return (type(self), self.update, self.hyper)
+        return (type(self), self.update, self.hyper, id(self.memory0) if callable(self.memory0)
+                else (None if self.memory0 is None else tuple(self.memory0)))
 
     def __repr__(self) -> str:
         return f"Custom(name={self.name!r}, hyper={sorted(map(str, self.hyper))})"
