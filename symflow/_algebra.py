@@ -90,7 +90,7 @@ class PolyAlgebra(ExprAlgebra):
         return not a
 
     def to_expr(self, a):
-        return a.as_expr().xreplace(self.post) if self.post else a.as_expr()
+        return ring_to_expr(a, self.post)
 
     inverse = staticmethod(lambda a: ring_inverse(a))
     sqrt = staticmethod(lambda a: ring_sqrt(a))
@@ -104,6 +104,18 @@ class PolyAlgebra(ExprAlgebra):
 
     def potential(self, vec):
         return poly_potential(self, vec)
+
+
+def ring_to_expr(a, post=None):
+    """A ring element as an expression; with ``post``, each coefficient is substituted
+    and put over a common factored denominator (e.g. ``1/(1 - beta)`` symbols)."""
+    if not post:
+        return a.as_expr()
+    symbols, to_sympy = a.ring.symbols, a.ring.domain.to_sympy
+    groups = {}
+    for monom, coeff in a.terms():
+        groups[monom] = sp.cancel(to_sympy(coeff).xreplace(post))
+    return sp.Add(*[c * sp.Mul(*[s**e for s, e in zip(symbols, m)]) for m, c in groups.items()])
 
 
 def ring_inverse(a):

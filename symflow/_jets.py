@@ -143,10 +143,11 @@ class JetAlgebra:
         return values
 
     def to_expr(self, a):
-        expr = a.as_expr()
+        from ._algebra import ring_to_expr
+
+        expr = ring_to_expr(a, self.post)
         used = expr.free_symbols & set(self.jets)
-        sub = {s: self.derivative(self.alpha_of[s]) for s in used}
-        return expr.xreplace({**sub, **self.post})
+        return expr.xreplace({s: self.derivative(self.alpha_of[s]) for s in used})
 
     # -- gradient structure -------------------------------------------------------------
     def is_gradient(self, vec) -> bool:

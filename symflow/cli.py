@@ -14,15 +14,36 @@ import sys
 from ._errors import SymflowError
 from ._modified import modified_equation
 from ._parse import parse_expression, parse_symbols
-from .optimizers import GD, Custom
+from .optimizers import GD, AdaGrad, Adam, Custom, HeavyBall, Nesterov, RMSprop
 
 EXTRAGRADIENT = "theta - h*grad(theta - h*grad(theta))"
+BUILTIN = {"heavy-ball": HeavyBall, "nesterov": Nesterov, "rmsprop": RMSprop, "adam": Adam,
+           "adagrad": AdaGrad}
+
+
+def _builtin(args, names):
+    """A built-in optimizer with ``--opt-args "beta=9/10"`` (numbers or declared symbols)."""
+    cls = BUILTIN[args.optimizer]
+    kwargs = {}
+    for item in filter(None, (s.strip() for s in (args.opt_args or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SymflowError(f"got --opt-args {item!r}; write name=value, e.g. beta=9/10")
+        kwargs[key.strip()] = parse_expression(value, names)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise SymflowError(f"--optimizer {args.optimizer}: {err}; e.g. --opt-args "
+                           f"\"{'beta1=9/10,beta2=999/1000,eps=1e-8' if cls is Adam else 'beta=9/10'}\"")\
+            from None
 
 
 def _optimizer(args, params, hypers):
     names = {str(s): s for s in hypers}
     if args.optimizer == "gd":
         return GD()
+    if args.optimizer in BUILTIN:
+        return _builtin(args, names)
     text = EXTRAGRADIENT if args.optimizer == "extragradient" else args.update
     if not text:
         raise SymflowError("--optimizer custom needs --update, e.g. "
@@ -93,7 +114,10 @@ def cmd_demo(args):
 
 
 def _common(p):
-    p.add_argument("--optimizer", default="gd", choices=["gd", "extragradient", "custom"])
+    p.add_argument("--optimizer", default="gd",
+                   choices=["gd", "extragradient", "custom", *BUILTIN])
+    p.add_argument("--opt-args", help="hyperparameters of a built-in optimizer, e.g. "
+                   "\"beta=9/10\" or \"beta1=0.9,beta2=0.999,eps=1e-8\" (symbols from --hyper)")
     p.add_argument("--update", help="update rule for --optimizer custom, in theta, grad, h, "
                    f"e.g. \"{EXTRAGRADIENT}\"")
     p.add_argument("--loss", required=True, help='e.g. "(x*y - 1)**2/2"')
