@@ -10,7 +10,9 @@ Numerics (JAX, Diffrax) live in the separate package ``solvers``; importing symf
 never imports jax.
 """
 
+from ._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues
 from ._errors import SymflowError, UnsafeExpressionError, ValidityWarning
+from ._games import GameObjectives, dirac_gan, modified_objectives
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._parse import parse_expression, parse_symbols
 from ._state import StateModifiedEquation, state_modified_equation
@@ -18,6 +20,7 @@ from ._symbols import h
 from ._validity import ValidityReport, check_validity
 from .optimizers import (GD, AbstractMemoryOptimizer, AbstractOptimizer, AdaGrad, Adam, Custom,
                          HeavyBall, Nesterov, RMSprop)
+from .optimizers import AbstractGDA, AlternatingGDA, SimultaneousGDA
 
 __version__ = "0.1.0"
 
@@ -26,4 +29,7 @@ __all__ = [
     "HeavyBall", "Nesterov", "RMSprop", "ModifiedEquation", "SymflowError",
     "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
     "modified_equation", "optimizer_map", "StateModifiedEquation", "state_modified_equation", "parse_expression", "parse_symbols",
+    # two-player games (issue 5)
+    "AbstractGDA", "AlternatingGDA", "SimultaneousGDA", "GameObjectives", "dirac_gan",
+    "modified_objectives", "EquilibriumSpectrum", "equilibrium_eigenvalues",
 ]

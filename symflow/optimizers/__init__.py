@@ -5,9 +5,11 @@ from ._adagrad import AdaGrad
 from ._adam import Adam
 from ._custom import Custom
 from ._gd import GD
+from ._gda import AbstractGDA, AlternatingGDA, SimultaneousGDA
 from ._heavy_ball import HeavyBall
 from ._nesterov import Nesterov
 from ._rmsprop import RMSprop
 
 __all__ = ["AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
-           "HeavyBall", "Nesterov", "RMSprop"]
+           "HeavyBall", "Nesterov", "RMSprop",
+           "AbstractGDA", "AlternatingGDA", "SimultaneousGDA"]
