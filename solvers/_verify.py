@@ -5,6 +5,13 @@ optimizer for :math:`n = T/h` steps and solve the order-:math:`p` modified flow 
 :math:`t = nh`. The global error :math:`\lVert\theta_n - \tilde\theta(nh)\rVert` of a
 correct order-:math:`p` truncation is :math:`O(h^{p+1})`, so its log-log slope against
 :math:`h` is :math:`p+1` (cf. the order tests of Diffrax, ``test_ode_order``).
+
+Optimizers with memory are checked on their reduced flow, with the memory started on its
+invariant manifold :math:`M_h(\theta_0)`; what the optimizer's own start (zeros) does
+instead, the transient and the :math:`O(h)` offset it leaves, is reported and plotted.
+Flows on the whole state (slow memory, AdaGrad) are checked on the whole state, in their
+own step (:math:`\sqrt h` for heavy ball with :math:`1-\beta = c\sqrt h`, :math:`h^2` for
+AdaGrad) and scaled memory variables.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import dataclasses
 import math
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 from tqdm.auto import tqdm
@@ -20,9 +28,26 @@ from tqdm.auto import tqdm
 import symflow as sf
 from symflow import SymflowError
 
+from ._compile import hyper_vector, vector_function
 from ._flow import compiled_flow
 from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memory
-from ._compile import hyper_vector
+
+
+@dataclasses.dataclass
+class Transient:
+    """What the optimizer's own initial memory does, at one learning rate.
+
+    ``steps`` are the step numbers :math:`n`; ``theta_gap`` is
+    :math:`\\lVert\\theta_n^{\\text{initial}} - \\theta_n^{\\text{manifold}}\\rVert` (the two runs
+    differ only in their starting memory) and ``memory_gap`` is
+    :math:`\\lVert m_n - M_h(\\theta_n)\\rVert` along the run from the initial memory: it decays
+    geometrically, while ``theta_gap`` settles at the offset.
+    """
+
+    lr: float
+    steps: np.ndarray
+    theta_gap: np.ndarray
+    memory_gap: np.ndarray
 
 
 @dataclasses.dataclass
@@ -30,7 +55,9 @@ class VerifyReport:
     """Errors and fitted slopes of :func:`verify_order`.
 
     ``errors[p][i]`` is the global error of the order-``p`` flow at learning rate
-    ``lrs[i]``; ``slopes[p]`` the least-squares log-log slope (expected ``p + 1``).
+    ``lrs[i]``; ``slopes[p]`` the least-squares log-log slope against the expansion step
+    ``steps`` (the learning rate itself, except for flows on the whole state), expected
+    ``p + 1``.
     """
 
     optimizer: str
@@ -43,6 +70,15 @@ class VerifyReport:
     #: For optimizers with memory: ``|theta_n(initial memory) - theta_n(manifold memory)|``
     #: per learning rate, the offset that a real (zero-initialized) start leaves behind.
     offsets: np.ndarray = None
+    #: The expansion step per learning rate and its name (``h``, ``delta``, ``kappa``).
+    steps: np.ndarray = None
+    step_name: str = "h"
+    #: One :class:`Transient` per learning rate (optimizers with memory, reduced flows).
+    transients: list = None
+
+    def __post_init__(self):
+        if self.steps is None:
+            self.steps = self.lrs
 
     @property
     def expected(self) -> dict:
@@ -54,20 +90,24 @@ class VerifyReport:
 
     def table(self) -> str:
         """The errors and slopes as a plain-text table."""
-        head = "     lr  " + "".join(f"  order {p} error" for p in self.orders)
-        rows = [head]
+        extra = self.step_name != "h"
+        first = f"{self.step_name:>8} " if extra else ""
+        pad = " " * 9 if extra else ""
+        rows = ["     lr  " + first + "".join(f"  order {p} error" for p in self.orders)]
         for i, lr in enumerate(self.lrs):
-            rows.append(f"{lr:8.4g} " + "".join(f"  {self.errors[p][i]:13.3e}" for p in self.orders))
-        rows.append("  slope  " + "".join(f"  {self.slopes[p]:13.2f}" for p in self.orders))
-        rows.append(" expect  " + "".join(f"  {p + 1:13d}" for p in self.orders))
+            step = f"{self.steps[i]:8.4g} " if extra else ""
+            rows.append(f"{lr:8.4g} " + step
+                        + "".join(f"  {self.errors[p][i]:13.3e}" for p in self.orders))
+        rows.append("  slope  " + pad + "".join(f"  {self.slopes[p]:13.2f}" for p in self.orders))
+        rows.append(" expect  " + pad + "".join(f"  {p + 1:13d}" for p in self.orders))
+        if extra:
+            rows.append(f"(slopes against the step {self.step_name})")
         return "\n".join(rows)
 
     @property
     def offset_slope(self) -> float:
         """Log-log slope of :attr:`offsets` against ``h`` (about 1: the offset is O(h))."""
-        if self.offsets is None or np.any(self.offsets <= 0):
-            return float("nan")
-        return float(np.polyfit(np.log(self.lrs), np.log(self.offsets), 1)[0])
+        return _slope(self.lrs, self.offsets) if self.offsets is not None else float("nan")
 
     def __str__(self) -> str:
         lines = [f"verify_order: {self.optimizer}, T = {self.T:g}", self.table()]
@@ -81,25 +121,55 @@ class VerifyReport:
         return "\n".join(lines)
 
     def plot(self, path=None, ax=None):
-        """Log-log error against ``h`` per order, with reference slopes; saved if ``path``."""
-        if ax is None:
-            import matplotlib.pyplot as plt
+        """Log-log error against the step per order, with reference slopes; saved if ``path``.
 
-            fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+        With memory (and no ``ax`` given) a second panel shows the transient of a start
+        from the optimizer's initial memory: its distance to the manifold and the gap it
+        leaves in :math:`\\theta`; the offsets are drawn on the first panel.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            panels = 2 if self.transients else 1
+            fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), constrained_layout=True)
+            ax = axes[0] if panels == 2 else axes
         else:
-            fig = ax.figure
+            fig, axes = ax.figure, None
         for p in self.orders:
-            line, = ax.loglog(self.lrs, self.errors[p], "o-",
+            line, = ax.loglog(self.steps, self.errors[p], "o-",
                               label=f"order {p}: slope {self.slopes[p]:.2f}")
-            ref = self.errors[p][-1] * (self.lrs / self.lrs[-1]) ** (p + 1)
-            ax.loglog(self.lrs, ref, ":", color=line.get_color(), alpha=0.7)
-        ax.set_xlabel("learning rate h")
-        ax.set_ylabel(f"|theta_n - flow(nh)| at t = {self.T:g}")
+            ref = self.errors[p][-1] * (self.steps / self.steps[-1]) ** (p + 1)
+            ax.loglog(self.steps, ref, ":", color=line.get_color(), alpha=0.7)
+        if self.offsets is not None:
+            ax.loglog(self.steps, self.offsets, "s--", color="0.4", ms=4,
+                      label=f"zero memory start: offset, slope {self.offset_slope:.2f}")
+        ax.set_xlabel("learning rate h" if self.step_name == "h" else f"step {self.step_name}")
+        ax.set_ylabel(f"global error at t = {self.T:g}")
         ax.set_title(f"{self.optimizer}: global error of modified flows", fontsize=10)
         ax.legend(title="dotted: slope p+1", fontsize=8)
+        if self.transients and axes is not None and len(np.atleast_1d(axes)) == 2:
+            self._plot_transients(axes[1])
         if path:
             fig.savefig(path, dpi=120)
         return fig
+
+    def _plot_transients(self, ax):
+        for tr in self.transients:
+            line, = ax.semilogy(tr.steps, tr.theta_gap, "-", label=f"theta gap, h = {tr.lr:g}")
+            ax.semilogy(tr.steps, tr.memory_gap, ":", color=line.get_color())
+        ax.set_xscale("log")
+        ax.set_xlabel("step n")
+        ax.set_ylabel("distance")
+        ax.set_title("zero-initialized memory: |m_n - M_h(theta_n)| (dotted) and\n"
+                     "|theta_n - theta_n(manifold start)| (solid)", fontsize=9)
+        ax.legend(fontsize=8)
+
+
+def _slope(x, y) -> float:
+    y = np.asarray(y)
+    if np.any(y <= 0) or not np.all(np.isfinite(y)):
+        return float("nan")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 def _steps(T, lr):
@@ -112,8 +182,35 @@ def _steps(T, lr):
     return n
 
 
+def _state_step(me, lr) -> float:
+    """The expansion step of a flow on the whole state at learning rate ``lr``."""
+    base, exponent = sp.sympify(me.h_value).as_base_exp()
+    if base != me.step:
+        raise SymflowError(f"cannot invert h = {me.h_value} for the step {me.step}")
+    return float(lr ** (1 / float(exponent)))
+
+
+def _diverged(optimizer, lr, start, state):
+    if not np.all(np.isfinite(np.asarray(state))):
+        raise SymflowError(f"{optimizer!r} diverged at lr = {lr} from x0 = "
+                           f"{list(map(float, start))}; use smaller learning rates")
+
+
+def _transient(cmap, me, start, extra, lr, n, hyper, manifold_fn):
+    """Runs from the manifold and from the initial memory, compared step by step."""
+    d = cmap.n_params
+    on = cmap.trajectory(cmap.start(start, extra, manifold_memory(me, start, lr, hyper)),
+                         extra, n)
+    off = cmap.trajectory(cmap.start(start, extra), extra, n)
+    theta_gap = np.linalg.norm(np.asarray(off[:, :d] - on[:, :d]), axis=1)
+    manifold = np.asarray(manifold_fn(off[:, :d].T))
+    memory_gap = np.linalg.norm(np.asarray(off[:, d:]).T - manifold, axis=0)
+    return on[-1, :d], Transient(lr, np.arange(n + 1), theta_gap, memory_gap)
+
+
 def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=None,
-                 stiff=False, rtol=1e-12, atol=1e-12, me=None, progress=False) -> VerifyReport:
+                 stiff=False, rtol=1e-12, atol=1e-12, me=None, progress=False,
+                 memory0=None) -> VerifyReport:
     r"""Check numerically that the order-:math:`p` modified flow has global error :math:`O(h^{p+1})`.
 
     Parameters
@@ -123,20 +220,26 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     x0 : sequence of float
         Starting point of the optimizer and of the flows.
     lrs : sequence of float
-        Ladder of learning rates; each must divide ``T``.
+        Ladder of learning rates; each must divide ``T`` (for a flow on the whole state,
+        its step must: :math:`\sqrt h` or :math:`h^2`).
     T : float
-        Final time :math:`t = nh`.
+        Final time :math:`t = nh` (or the flow's own time, e.g. :math:`\tau = nh^2`).
     orders : sequence of int
         Truncation orders to test.
     hyper : dict
         Numeric values of hyperparameter symbols (by symbol or name).
     me : ModifiedEquation, optional
-        A derivation to reuse (else derived here to ``max(orders)``).
+        A derivation to reuse (else derived here to ``max(orders)``; for an optimizer whose
+        memory does not relax, or with slow memory, pass the flow on the whole state).
+    memory0 : sequence of float, optional
+        Flows on the whole state only: the initial memory in the flow's (scaled) variables,
+        e.g. AdaGrad's :math:`w_0 = h^2 s_0`, held fixed as :math:`h` shrinks. By default
+        the optimizer's own initial memory, scaled.
 
     For an optimizer with memory the flows are the reduced ones, and the optimizer's
     memory starts on the invariant manifold :math:`M_h(x_0)` computed by the engine; the
-    report's ``offsets`` also show what the optimizer's own initial memory (zeros) leaves
-    behind after its transient.
+    report's ``offsets`` and ``transients`` also show what the optimizer's own initial
+    memory (zeros) leaves behind after its transient.
 
     Example::
 
@@ -159,46 +262,65 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     cmap = compiled_map(optimizer, loss, params, names)
     if me is None:
         me = sf.modified_equation(optimizer, loss, params, max(orders),
-                                  hyper=declared(loss, names))
+                                  hyper=declared(loss, names),
+                                  reduce=optimizer.memory_relaxes)
     elif me.order < max(orders):
         raise SymflowError(f"the given equation has order {me.order} < max(orders)")
+    state = isinstance(me, sf.StateModifiedEquation)
+    if memory0 is not None and not state:
+        raise SymflowError("memory0 applies to flows on the whole state only; a reduced flow "
+                           "starts the memory on its invariant manifold")
     flow = compiled_flow(me)
     start = as_start(x0, params)
     with warnings.catch_warnings():
         warnings.simplefilter("always", sf.ValidityWarning)
-        validity = sf.check_validity(loss, params, np.asarray(start), float(lrs[0]), hyper)
+        validity = sf.check_validity(loss, params, np.asarray(start), float(lrs[0]), hyper,
+                                     optimizer=optimizer, series=not state)
     solve = flow.solver(stiff, rtol, atol)
     hv_flow = hyper_vector(flow.hyper, hyper)
     errors = {p: [] for p in orders}
-    offsets = [] if cmap.memory else None
+    reduced_memory = bool(cmap.memory) and not state
+    offsets, transients, steps = [], [], []
+    if reduced_memory:
+        hyper_syms = tuple(sorted(me.manifold.free_symbols - set(params) - {sf.h}, key=str))
+        manifold_fn = vector_function(sp.ImmutableMatrix(me.manifold), params,
+                                      (sf.h,) + hyper_syms)
     d = cmap.n_params
     for lr in tqdm(lrs, desc="verify_order", unit="lr", disable=not progress):
-        n = _steps(T, lr)
         extra = cmap.extra(lr, hyper)
-        if cmap.memory:
-            theta_n = cmap.final(cmap.start(start, extra, manifold_memory(me, start, lr, hyper)),
-                                 extra, n)[:d]
-            plain = cmap.final(cmap.start(start, extra), extra, n)[:d]
-            offsets.append(float(np.linalg.norm(np.asarray(plain - theta_n))))
+        if state:
+            step = _state_step(me, lr)
+            n = _steps(T, step)
+            scale = float(sp.sympify(me.memory_scale).subs(me.step, step))
+            real0 = None if memory0 is None else np.asarray(memory0, dtype=float) / scale
+            z0 = cmap.start(start, extra, real0)
+            z_n = cmap.final(z0, extra, n)
+            _diverged(optimizer, lr, start, z_n)
+            y0 = np.concatenate([np.asarray(start), np.asarray(z0[d:]) * scale])
+            target = np.concatenate([np.asarray(z_n[:d]), np.asarray(z_n[d:]) * scale])
         else:
-            theta_n = cmap.final(start, extra, n)
-        if not np.all(np.isfinite(np.asarray(theta_n))):
-            raise SymflowError(f"{optimizer!r} diverged at lr = {lr} from x0 = {list(map(float, start))}; "
-                               "use smaller learning rates")
-        ts = np.array([0.0, n * lr])
+            step, n = lr, _steps(T, lr)
+            y0 = start
+            if reduced_memory:
+                fn = lambda th: manifold_fn(th, jnp.concatenate(  # noqa: E731
+                    [jnp.array([lr]), hyper_vector(hyper_syms, hyper)]))
+                target, tr = _transient(cmap, me, start, extra, lr, n, hyper, fn)
+                transients.append(tr)
+                offsets.append(float(tr.theta_gap[-1]))
+            else:
+                target = cmap.final(start, extra, n)
+            _diverged(optimizer, lr, start, target)
+        steps.append(step)
+        ts = np.array([0.0, n * step])
         for p in orders:
-            ys, ok = solve(start, ts, flow.weights(lr, p), hv_flow)
+            ys, ok = solve(jnp.asarray(y0), ts, flow.weights(step, p), hv_flow)
             if not bool(ok):
                 raise SymflowError(f"the order-{p} flow could not be solved at lr = {lr}; "
                                    "try stiff=True or a shorter T")
-            errors[p].append(float(np.linalg.norm(np.asarray(theta_n) - np.asarray(ys[-1]))))
+            errors[p].append(float(np.linalg.norm(np.asarray(target) - np.asarray(ys[-1]))))
     errors = {p: np.array(e) for p, e in errors.items()}
-    slopes = {}
-    for p in orders:
-        err = errors[p]
-        if np.any(err <= 0):
-            slopes[p] = float("nan")
-        else:
-            slopes[p] = float(np.polyfit(np.log(lrs), np.log(err), 1)[0])
+    steps = np.array(steps)
+    slopes = {p: _slope(steps, errors[p]) for p in orders}
     return VerifyReport(optimizer.label, lrs, float(T), orders, errors, slopes, validity,
-                        None if offsets is None else np.array(offsets))
+                        np.array(offsets) if reduced_memory else None, steps,
+                        str(me.step), transients if reduced_memory else None)

@@ -11,7 +11,7 @@ never imports jax.
 """
 
 from ._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues
-from ._errors import SymflowError, UnsafeExpressionError, ValidityWarning
+from ._errors import MemoryWarning, SymflowError, UnsafeExpressionError, ValidityWarning
 from ._games import GameObjectives, dirac_gan, modified_objectives
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._parse import parse_expression, parse_symbols
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
-    "HeavyBall", "Nesterov", "RMSprop", "ModifiedEquation", "SymflowError",
+    "HeavyBall", "Nesterov", "RMSprop", "MemoryWarning", "ModifiedEquation", "SymflowError",
     "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
     "modified_equation", "optimizer_map", "StateModifiedEquation", "state_modified_equation", "parse_expression", "parse_symbols",
     # two-player games (issue 5)

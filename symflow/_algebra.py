@@ -111,11 +111,11 @@ def ring_to_expr(a, post=None):
     and put over a common factored denominator (e.g. ``1/(1 - beta)`` symbols)."""
     if not post:
         return a.as_expr()
-    symbols, to_sympy = a.ring.symbols, a.ring.domain.to_sympy
-    groups = {}
-    for monom, coeff in a.terms():
-        groups[monom] = sp.cancel(to_sympy(coeff).xreplace(post))
-    return sp.Add(*[c * sp.Mul(*[s**e for s, e in zip(symbols, m)]) for m, c in groups.items()])
+    from ._memory import restore_inverses
+
+    symbols, domain = a.ring.symbols, a.ring.domain
+    return sp.Add(*[restore_inverses(coeff, domain, post)
+                    * sp.Mul(*[s**e for s, e in zip(symbols, m)]) for m, coeff in a.terms()])
 
 
 def ring_inverse(a):

@@ -14,3 +14,7 @@ class UnsafeExpressionError(SymflowError):
 
 class ValidityWarning(UserWarning):
     """The learning rate is too large for the modified-equation series to be trusted."""
+
+
+class MemoryWarning(UserWarning):
+    """An optimizer's memory does not relax, so the flow on the whole state is returned."""

@@ -115,6 +115,34 @@ def inverse_constants(matrix):
     return matrix.applyfunc(rewrite), post
 
 
+def restore_inverses(coeff, domain, post):
+    r"""A coefficient in :math:`\mathbb{Q}[\beta, \iota]` as an expression with :math:`\iota_q = 1/q`.
+
+    Polynomial arithmetic only: the terms are put over :math:`\prod_q q^{e_q}` (largest
+    exponents present), then each irreducible :math:`q` is divided out of the numerator
+    while it divides. The result is in lowest terms, with a factored denominator.
+    """
+    ring = getattr(domain, "ring", None)
+    if ring is None:  # not a polynomial ring of hyperparameters: plain cancellation
+        return sp.cancel(domain.to_sympy(coeff).xreplace(post))
+    iotas = [(ring.symbols.index(s), ring(1 / inverse)) for s, inverse in post.items()
+             if s in ring.symbols]
+    top = {j: max((m[j] for m in coeff.itermonoms()), default=0) for j, _ in iotas}
+    num = ring.zero
+    for monom, c in coeff.terms():
+        term = ring({tuple(0 if j in top else e for j, e in enumerate(monom)): c})
+        for j, q in iotas:
+            term *= q ** (top[j] - monom[j])
+        num += term
+    den = sp.S.One
+    for j, q in iotas:
+        e = top[j]
+        while e and num and num.rem(q) == 0:
+            num, e = num.exquo(q), e - 1
+        den *= q.as_expr() ** e
+    return num.as_expr() / den
+
+
 def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: int,
                        inv=None):
     r"""Manifold :math:`M_0..M_K` and reduced increments :math:`d_0..d_K`, ``K = order``.

@@ -252,7 +252,8 @@ class ModifiedEquation:
         """Report :math:`h\\,\\lambda_{\\max}` at ``point``; see :func:`symflow.check_validity`."""
         from ._validity import check_validity
 
-        return check_validity(self.loss, self.params, point, lr, hyper_values, warn=warn)
+        return check_validity(self.loss, self.params, point, lr, hyper_values, warn=warn,
+                              optimizer=self.optimizer)
 
     # -- display -----------------------------------------------------------------------
     def _component_latex(self, i: int) -> str:
@@ -358,10 +359,11 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         progress = order >= 6
     if phi is None:
         if not reduce or not optimizer.memory_relaxes:
-            from ._state import state_modified_equation
+            from ._state import not_relaxing_note, state_modified_equation
 
+            note = None if optimizer.memory_relaxes else not_relaxing_note(optimizer, reduce)
             return state_modified_equation(optimizer, loss, params, order, hyper=hyper,
-                                           progress=progress)
+                                           progress=progress, note=note)
         algebra, d, manifold = expand_reduced_map(optimizer, loss, params, allowed,
                                                   order + 1, path)
         raw = modified_field(algebra, d, order, progress=progress)

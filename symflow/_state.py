@@ -37,25 +37,30 @@ from . import _validate as v
 class StateModifiedEquation(ModifiedEquation):
     r"""The modified flow of the whole state :math:`(\theta, m)`.
 
-    ``params`` holds the state coordinates (the parameters, then the memory symbols in
-    ``memory``); ``step`` is the expansion variable and ``time`` the time it runs in.
-    ``h_value`` expresses the learning rate through ``step``.
+    ``params`` holds the state coordinates (the parameters ``theta``, then the memory
+    symbols ``memory``); ``step`` is the expansion variable, ``time`` the time the flow
+    runs in, ``h_value`` the learning rate as a function of ``step``, and the memory
+    variables are ``memory_scale`` times the optimizer's own memory. ``note`` says why
+    this flow was returned when a reduced one was asked for (AdaGrad), else ``None``.
     """
 
     def __init__(self, optimizer, loss, theta, memory, order, hyper, algebra, raw,
-                 step, h_value, time):
+                 state_rule, note=None):
         super().__init__(optimizer, loss, tuple(theta) + tuple(memory), order, hyper,
                          algebra, raw)
         self.theta, self.memory = tuple(theta), tuple(memory)
-        self.step, self.h_value, self.time = step, h_value, time
+        self._state_rule = state_rule
+        self.step, self.h_value, self.time = state_rule.step, state_rule.h_value, state_rule.time
+        self.memory_scale = state_rule.memory_scale
+        self.note = note
 
     def truncate(self, order: int):
         order = v.check_order(order)
         if order > self.order:
             raise SymflowError(f"got order={order}; derived to order {self.order} only")
         return StateModifiedEquation(self.optimizer, self.loss, self.theta, self.memory, order,
-                                     self.hyper, self._alg, self._raw[: order + 1], self.step,
-                                     self.h_value, self.time)
+                                     self.hyper, self._alg, self._raw[: order + 1],
+                                     self._state_rule, self.note)
 
     @functools.cached_property
     def gradient_orders(self):
@@ -71,15 +76,32 @@ class StateModifiedEquation(ModifiedEquation):
         return None
 
     def __str__(self) -> str:
-        return super().__str__().replace("t = n*h", self.time, 1).replace(
+        text = super().__str__().replace("t = n*h", self.time, 1).replace(
             "in h (", f"in {self.step} (", 1)
+        return text if self.note is None else f"{text}\n  note: {self.note}"
 
     def __repr__(self) -> str:
         return (f"<StateModifiedEquation {self.optimizer!r} order={self.order} "
                 f"state={list(self.params)} step={self.step}>")
 
 
-def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=False):
+def not_relaxing_note(optimizer, warn: bool) -> str:
+    """Why an optimizer has no reduced flow (its memory never relaxes); warns if ``warn``."""
+    import warnings
+
+    from ._errors import MemoryWarning
+
+    note = (f"the memory of {optimizer!r} does not relax (d memory_next / d memory = I at "
+            "h = 0: it never forgets), so there is no invariant manifold and no flow on "
+            "theta alone; this is the flow on the whole state")
+    if warn:
+        warnings.warn(f"{note}. Pass reduce=False to ask for it directly.", MemoryWarning,
+                      stacklevel=3)
+    return note
+
+
+def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=False,
+                            note=None):
     r"""Modified equation of an optimizer with memory on its whole state, to ``step**order``.
 
     Example (RMSprop with :math:`\rho = 1 - c h`: the second moment becomes an ODE variable)::
@@ -96,8 +118,9 @@ def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=F
     order = v.check_order(order)
     if not optimizer.memory_size(len(params)):
         raise SymflowError(f"{optimizer!r} has no memory; use sf.modified_equation")
-    rule, step, h_value, names, time = optimizer.state_rule(params)
-    memory = tuple(sp.Symbol(n, real=True) for n in names)
+    state_rule = optimizer.state_rule(params)
+    rule, step = state_rule.rule, state_rule.step
+    memory = tuple(sp.Symbol(n, real=True) for n in state_rule.names)
     clash = {str(s) for s in memory} & {str(s) for s in params}
     if clash:
         raise SymflowError(f"the memory names {sorted(clash)} clash with parameter names; "
@@ -140,4 +163,4 @@ def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=F
     d = [tuple(coords)] + [tuple(s[k] for s in series) for k in range(1, order + 2)]
     raw = modified_field(alg, d, order, progress=progress)
     return StateModifiedEquation(optimizer, loss, params, memory, order, allowed, alg, raw,
-                                 step, h_value, time)
+                                 state_rule, note)

@@ -2,26 +2,32 @@
 
 import sympy as sp
 
-from ._base import AbstractMemoryOptimizer, check_positive, check_unit_interval
+from ._base import AbstractMemoryOptimizer, check_nonnegative, check_positive, check_unit_interval
 
 
 class Adam(AbstractMemoryOptimizer):
-    r"""Adam (Kingma & Ba 2015) with optax's conventions (epsilon outside the root):
+    r"""Adam (Kingma & Ba, ICLR 2015) with optax's conventions (:math:`\epsilon` outside the
+    root, :math:`\epsilon_{\text{root}}` inside), coordinate by coordinate:
 
     .. math::
 
         m_{n+1} = \beta_1 m_n + (1-\beta_1)\, g_n, \quad
         v_{n+1} = \beta_2 v_n + (1-\beta_2)\, g_n^{2}, \quad
-        \theta_{n+1} = \theta_n - h\, \frac{\hat m_{n+1}}{\sqrt{\hat v_{n+1}} + \epsilon},
+        \theta_{n+1} = \theta_n - h\, \frac{\hat m_{n+1}}
+        {\sqrt{\hat v_{n+1} + \epsilon_{\text{root}}} + \epsilon},
 
-    with :math:`g_n = \nabla L(\theta_n)` and, when ``bias_correction=True`` (optax's
-    ``adam``), :math:`\hat m_{n+1} = m_{n+1}/(1-\beta_1^{n+1})`,
+    with :math:`g_n = \nabla L(\theta_n)`, :math:`m_0 = v_0 = 0` and, when
+    ``bias_correction=True`` (optax's ``adam``), :math:`\hat m_{n+1} = m_{n+1}/(1-\beta_1^{n+1})`,
     :math:`\hat v_{n+1} = v_{n+1}/(1-\beta_2^{n+1})`; the powers :math:`\beta_i^n` are kept
     as two extra memory components so that the map stays autonomous. They decay to zero,
     so the bias correction changes the transient only, not the reduced flow.
+    ``sf.Adam(b1, b2, eps, eps_root=r)`` is ``optax.adam(h, b1, b2, eps, eps_root=r)``.
 
-    For fixed betas the leading flow is :math:`\dot\theta_i = -g_i/(|g_i| + \epsilon)`,
-    sign descent smoothed by :math:`\epsilon`.
+    For fixed betas the leading flow is :math:`\dot\theta_i = -g_i/(|g_i| + \epsilon)`
+    (for :math:`\epsilon_{\text{root}} = 0`), sign descent smoothed by :math:`\epsilon`; the
+    first correction is the implicit bias of Adam (Cattaneo, Klusowski & Shigida, *On the
+    implicit bias of Adam*, ICML 2024). With :math:`1 - \beta_i = c_i h` both moments become
+    ODE variables (``reduce=False``).
 
     Example::
 
@@ -34,18 +40,36 @@ class Adam(AbstractMemoryOptimizer):
     """
 
     name = "adam"
+    #: :meth:`linear_limits` as formulas, for messages.
+    limits_text = ("2*(1 + beta1)/(1 - beta1)",
+                   "min((1 - sqrt(beta1))/(1 + sqrt(beta1)), 1 - beta2)")
 
-    def __init__(self, beta1, beta2, eps, bias_correction: bool = True):
+    def __init__(self, beta1, beta2, eps, bias_correction: bool = True, eps_root=0):
         self.beta1 = check_unit_interval(beta1, "beta1")
         self.beta2 = check_unit_interval(beta2, "beta2")
         self.eps = check_positive(eps, "eps")
+        self.eps_root = check_nonnegative(eps_root, "eps_root")
         self.bias_correction = bool(bias_correction)
 
     def hyperparameters(self) -> dict:
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        out = {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        return {**out, "eps_root": self.eps_root} if self.eps_root != 0 else out
 
     def _key(self):
         return super()._key() + (self.bias_correction,)
+
+    def linear_limits(self):
+        r"""With the preconditioner frozen, Adam is heavy ball on :math:`P^{-1}H` with
+        momentum :math:`\beta_1` and step :math:`h(1-\beta_1)`: stable for
+        :math:`h\lambda < 2(1+\beta_1)/(1-\beta_1)` (the adaptive edge of stability of
+        Cohen et al., 2022), roots colliding at :math:`h\lambda = (1-\sqrt{\beta_1})/
+        (1+\sqrt{\beta_1})`; the second moment's lag also needs :math:`h\lambda \ll 1-\beta_2`."""
+        b1 = self.beta1
+        return (2 * (1 + b1) / (1 - b1),
+                sp.Min((1 - sp.sqrt(b1)) / (1 + sp.sqrt(b1)), 1 - self.beta2))
+
+    def preconditioner(self, grad):
+        return [sp.sqrt(g * g + self.eps_root) + self.eps for g in grad]
 
     def memory_size(self, dim: int) -> int:
         return 2 * dim + (2 if self.bias_correction else 0)
@@ -69,10 +93,11 @@ class Adam(AbstractMemoryOptimizer):
             p1, p2 = b1 * memory[2 * d], b2 * memory[2 * d + 1]
             scale1, scale2 = 1 / (1 - p1), 1 / (1 - p2)
             out += [p1, p2]
-        step = sp.Matrix([scale1 * mi / (sp.sqrt(scale2 * vi) + self.eps)
+        step = sp.Matrix([scale1 * mi / (sp.sqrt(scale2 * vi + self.eps_root) + self.eps)
                           for mi, vi in zip(m, v)])
         return theta - h * step, sp.Matrix(out)
 
     def __repr__(self) -> str:
         flag = "" if self.bias_correction else ", bias_correction=False"
+        flag += f", eps_root={self.eps_root}" if self.eps_root != 0 else ""
         return f"Adam(beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}{flag})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import NamedTuple
 
 import sympy as sp
 
@@ -22,6 +23,9 @@ class AbstractOptimizer(abc.ABC):
 
     #: Short name used in printed output and by the command-line interface.
     name: str = "optimizer"
+
+    #: :meth:`linear_limits` as formulas in the hyperparameters' names, for messages.
+    limits_text = (None, None)
 
     #: False when the memory does not relax to a function of theta (AdaGrad's accumulator).
     memory_relaxes: bool = True
@@ -46,6 +50,22 @@ class AbstractOptimizer(abc.ABC):
     def hyperparameters(self) -> dict:
         """Hyperparameters by name (numbers or SymPy expressions)."""
         return {}
+
+    # -- linear stability (see symflow.check_validity) -------------------------------------
+    def linear_limits(self):
+        r"""How large :math:`h\lambda` may be on a quadratic with Hessian eigenvalue :math:`\lambda`.
+
+        Returns ``(edge, radius)``, expressions in the hyperparameters: the iteration is
+        stable for :math:`0 < h\lambda <` ``edge``, and the series of the (reduced) modified
+        equation converges for :math:`h\lambda <` ``radius``. ``None`` where unknown.
+        """
+        return None, None
+
+    def preconditioner(self, grad):
+        r"""Diagonal :math:`P` (a list) at a point with gradient ``grad`` (floats): the
+        :math:`\lambda` of :meth:`linear_limits` are those of :math:`P^{-1/2} H P^{-1/2}`.
+        ``None`` for the identity (non-adaptive methods)."""
+        return None
 
     @property
     def hyper_symbols(self) -> frozenset:
@@ -75,6 +95,23 @@ class AbstractOptimizer(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
+class StateRule(NamedTuple):
+    """An optimizer's rule in the variables where its whole state moves by ``O(step)``."""
+
+    #: ``rule(theta, memory, grad, step) -> (theta_next, memory_next)``, in the scaled memory.
+    rule: Callable
+    #: The expansion variable (``h``, or ``delta = sqrt(h)``, or ``kappa = h**2``).
+    step: sp.Symbol
+    #: The learning rate as a function of ``step``.
+    h_value: sp.Expr
+    #: Names of the scaled memory variables.
+    names: list
+    #: The time the flow runs in, as text (``"t = n*h"``).
+    time: str
+    #: The scaled memory is ``memory_scale * memory`` (``memory_scale`` an expression in ``step``).
+    memory_scale: sp.Expr = sp.S.One
+
+
 class AbstractMemoryOptimizer(AbstractOptimizer):
     r"""An optimizer whose state is :math:`z = (\theta, m)`: parameters plus memory.
 
@@ -96,18 +133,14 @@ class AbstractMemoryOptimizer(AbstractOptimizer):
         """Names of the memory components (for the flow on the whole state)."""
         return [f"m{k}" for k in range(self.memory_size(len(params)))]
 
-    def state_rule(self, params):
-        r"""The rule in the variables where the whole state moves at :math:`O(\text{step})`.
-
-        Returns ``(rule, step, h_value, names, time)``: ``rule(theta, memory, grad, step)``
-        like :meth:`step_memory`, the expansion variable ``step``, the learning rate as a
-        function of it, the memory names, and the time variable as text. By default the
-        memory is used as is and the step is ``h`` (right when the memory is itself slow,
-        e.g. ``beta = 1 - c*h``).
+    def state_rule(self, params) -> StateRule:
+        r"""The rule in the variables where the whole state moves at :math:`O(\text{step})`
+        (a :class:`StateRule`). By default the memory is used as is and the step is ``h``
+        (right when the memory is itself slow, e.g. ``beta = 1 - c*h``).
         """
         from .._symbols import h
 
-        return self.step_memory, h, h, self.memory_names(params), "t = n*h"
+        return StateRule(self.step_memory, h, h, self.memory_names(params), "t = n*h")
 
     def step(self, theta, grad, h):
         from .._errors import SymflowError
@@ -140,20 +173,40 @@ class VelocityMemory:
             nxt, mem = scaled.step_memory(theta, step * u, grad, step**2)
             return nxt, (mem / step).applyfunc(sp.expand)
 
-        return rule, delta, delta**2, [f"u_{p}" for p in params], "s = n*sqrt(h)"
+        return StateRule(rule, delta, delta**2, [f"u_{p}" for p in params], "s = n*sqrt(h)",
+                         1 / delta)
+
+
+def hyper_value(value, name: str):
+    """A hyperparameter as an exact SymPy value: a number (floats read as the rationals
+    they were written as) or an expression in symbols; strings and booleans are refused."""
+    from .._errors import SymflowError
+    from .._validate import rationalize
+
+    if isinstance(value, (str, bool)) or value is None:
+        raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
+                           "expression (strings are not parsed here: use sf.parse_expression)")
+    try:
+        value = rationalize(sp.sympify(value, strict=True))
+    except (sp.SympifyError, TypeError) as err:
+        raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
+                           "expression") from err
+    if not value.free_symbols and (not value.is_real or not value.is_finite):
+        raise SymflowError(f"got {name}={value}; {name} must be a finite real number")
+    return value
 
 
 def check_unit_interval(value, name: str, closed_left: bool = True):
     """Validate a numeric hyperparameter in [0, 1) (or (0, 1)); symbols pass through."""
     from .._errors import SymflowError
-    from .._validate import rationalize
 
-    value = rationalize(sp.sympify(value))
+    value = hyper_value(value, name)
     if value.free_symbols:
         return value
-    if not value.is_real or not ((value >= 0) if closed_left else (value > 0)) or not value < 1:
+    if not ((value >= 0) if closed_left else (value > 0)) or not value < 1:
         interval = "[0, 1)" if closed_left else "(0, 1)"
-        raise SymflowError(f"got {name}={value}; {name} must lie in {interval} "
+        hint = " (1 would never forget: no relaxation)" if value == 1 else ""
+        raise SymflowError(f"got {name}={value}; {name} must lie in {interval}{hint} "
                            "(a number, or a SymPy symbol)")
     return value
 
@@ -161,12 +214,20 @@ def check_unit_interval(value, name: str, closed_left: bool = True):
 def check_positive(value, name: str):
     """Validate a numeric hyperparameter > 0; symbols pass through."""
     from .._errors import SymflowError
-    from .._validate import rationalize
 
-    value = rationalize(sp.sympify(value))
-    if value.free_symbols:
-        return value
-    if not value.is_real or not value > 0:
+    value = hyper_value(value, name)
+    if not value.free_symbols and not value > 0:
         raise SymflowError(f"got {name}={value}; {name} must be a positive number "
+                           "(or a SymPy symbol)")
+    return value
+
+
+def check_nonnegative(value, name: str):
+    """Validate a numeric hyperparameter >= 0; symbols pass through."""
+    from .._errors import SymflowError
+
+    value = hyper_value(value, name)
+    if not value.free_symbols and not value >= 0:
+        raise SymflowError(f"got {name}={value}; {name} must be a non-negative number "
                            "(or a SymPy symbol)")
     return value

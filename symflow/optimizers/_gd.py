@@ -1,5 +1,7 @@
 """Plain gradient descent."""
 
+import sympy as sp
+
 from ._base import AbstractOptimizer
 
 
@@ -21,6 +23,13 @@ class GD(AbstractOptimizer):
     """
 
     name = "gd"
+    #: :meth:`linear_limits` as formulas, for messages.
+    limits_text = ("2", "1")
+
+    def linear_limits(self):
+        r"""Stable for :math:`h\lambda < 2`; the series converges for :math:`h\lambda < 1`
+        (the exact field on a quadratic is :math:`\log(1 - h\lambda)\,\theta/h`)."""
+        return sp.Integer(2), sp.Integer(1)
 
     def step(self, theta, grad, h):
         return theta - h * grad(theta)

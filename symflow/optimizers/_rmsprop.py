@@ -2,27 +2,28 @@
 
 import sympy as sp
 
-from ._base import AbstractMemoryOptimizer, check_positive, check_unit_interval
+from ._base import AbstractMemoryOptimizer, check_nonnegative, check_positive, check_unit_interval
 
 
 class RMSprop(AbstractMemoryOptimizer):
-    r"""RMSprop (Tieleman & Hinton 2012), coordinate by coordinate:
+    r"""RMSprop (Tieleman & Hinton 2012), coordinate by coordinate, with optax's options:
 
     .. math::
 
         v_{n+1} = \rho\, v_n + (1-\rho)\, \nabla L(\theta_n)^{2}, \qquad
         \theta_{n+1} = \theta_n - h\, \frac{\nabla L(\theta_n)}{\sqrt{\hat v_{n+1}} + \epsilon}
 
-    (``eps_in_sqrt=False``, PyTorch's and the issue's convention), or with
+    (``eps_in_sqrt=False``, PyTorch's convention), or with
     :math:`\sqrt{\hat v_{n+1} + \epsilon}` (``eps_in_sqrt=True``: optax's default, and the
     form of the RMSprop-as-ODE article in the seeds). With ``bias_correction=True``,
-    :math:`\hat v_{n+1} = v_{n+1}/(1-\rho^{n+1})`, else :math:`\hat v = v`; ``v0`` is the
-    initial second moment (optax's ``initial_scale``).
+    :math:`\hat v_{n+1} = v_{n+1}/(1-\rho^{n+1})`, else :math:`\hat v = v`;
+    :math:`v_0` = ``initial_scale``. ``sf.RMSprop(rho, eps, eps_in_sqrt=True)`` is
+    ``optax.rmsprop(h, decay=rho, eps=eps)``; every option has optax's name and meaning.
 
     For fixed :math:`\rho` the memory relaxes to :math:`v = (\nabla L)^2 + O(h)` and the
-    leading flow is :math:`\dot\theta = -\nabla L / (|\nabla L| + \epsilon)`; with
-    :math:`\rho = 1 - c h` the second moment becomes an ODE variable (see
-    :func:`symflow.state_modified_equation`).
+    leading flow is :math:`\dot\theta = -\nabla L / (|\nabla L| + \epsilon)` (or
+    :math:`-\nabla L/\sqrt{(\nabla L)^2 + \epsilon}`); with :math:`\rho = 1 - c h` the second
+    moment becomes an ODE variable, :math:`\dot v = c\,((\nabla L)^2 - v)` (``reduce=False``).
 
     Example::
 
@@ -34,20 +35,32 @@ class RMSprop(AbstractMemoryOptimizer):
     """
 
     name = "rmsprop"
+    #: :meth:`linear_limits` as formulas, for messages.
+    limits_text = ("2", "min(1, 1 - rho)")
 
     def __init__(self, rho, eps, eps_in_sqrt: bool = False, bias_correction: bool = False,
-                 v0=0):
+                 initial_scale=0):
         self.rho = check_unit_interval(rho, "rho")
         self.eps = check_positive(eps, "eps")
         self.eps_in_sqrt = bool(eps_in_sqrt)
         self.bias_correction = bool(bias_correction)
-        self.v0 = sp.nsimplify(v0, rational=True)
+        self.initial_scale = check_nonnegative(initial_scale, "initial_scale")
 
     def hyperparameters(self) -> dict:
         return {"rho": self.rho, "eps": self.eps}
 
     def _key(self):
-        return super()._key() + (self.eps_in_sqrt, self.bias_correction, self.v0)
+        return super()._key() + (self.eps_in_sqrt, self.bias_correction, self.initial_scale)
+
+    def linear_limits(self):
+        r"""With the preconditioner frozen RMSprop is GD on :math:`P^{-1}H`: stable for
+        :math:`h\lambda < 2`, series radius 1; the second moment lags
+        :math:`\rho/(1-\rho)` steps behind, so the reduced series also needs
+        :math:`h\lambda \ll 1 - \rho` (a scale, not a sharp radius)."""
+        return sp.Integer(2), sp.Min(1, 1 - self.rho)
+
+    def preconditioner(self, grad):
+        return [_root(g * g, self.eps, self.eps_in_sqrt) for g in grad]
 
     def memory_size(self, dim: int) -> int:
         return dim + (1 if self.bias_correction else 0)
@@ -56,7 +69,7 @@ class RMSprop(AbstractMemoryOptimizer):
         return [f"v_{p}" for p in params] + (["rho_n"] if self.bias_correction else [])
 
     def initial_memory(self, theta, grad, h):
-        start = [self.v0] * len(theta) + ([1] if self.bias_correction else [])
+        start = [self.initial_scale] * len(theta) + ([1] if self.bias_correction else [])
         return sp.Matrix(start)
 
     def step_memory(self, theta, memory, grad, h):
@@ -69,14 +82,17 @@ class RMSprop(AbstractMemoryOptimizer):
             power = self.rho * memory[d]
             scale = 1 / (1 - power)
             out.append(power)
-        if self.eps_in_sqrt:
-            denom = [sp.sqrt(scale * vi + self.eps) for vi in v]
-        else:
-            denom = [sp.sqrt(scale * vi) + self.eps for vi in v]
-        step = sp.Matrix([gi / di for gi, di in zip(g, denom)])
+        step = sp.Matrix([gi / _root(scale * vi, self.eps, self.eps_in_sqrt)
+                          for gi, vi in zip(g, v)])
         return theta - h * step, sp.Matrix(out)
 
     def __repr__(self) -> str:
         flags = ", eps_in_sqrt=True" if self.eps_in_sqrt else ""
         flags += ", bias_correction=True" if self.bias_correction else ""
+        flags += f", initial_scale={self.initial_scale}" if self.initial_scale else ""
         return f"RMSprop(rho={self.rho}, eps={self.eps}{flags})"
+
+
+def _root(v, eps, eps_in_sqrt: bool):
+    r""":math:`\sqrt{v + \epsilon}` or :math:`\sqrt{v} + \epsilon` (works on numbers and SymPy)."""
+    return sp.sqrt(v + eps) if eps_in_sqrt else sp.sqrt(v) + eps
