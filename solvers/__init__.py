@@ -15,8 +15,11 @@ from ._compile import UnsupportedFunctionError, vector_function  # noqa: E402
 from ._demo import demo  # noqa: E402
 from ._flow import compiled_flow, solve_flow  # noqa: E402
 from ._iterate import compiled_map, iterate, manifold_memory  # noqa: E402
+from ._path_kernel import PathKernel, path_kernel  # noqa: E402
 from ._plot import plot_trajectories  # noqa: E402
 from ._verify import VerifyReport, verify_order  # noqa: E402
 
 __all__ = ["UnsupportedFunctionError", "VerifyReport", "compiled_flow", "compiled_map", "demo",
-           "iterate", "manifold_memory", "plot_trajectories", "solve_flow", "vector_function", "verify_order"]
+           "iterate", "manifold_memory", "plot_trajectories", "solve_flow", "vector_function", "verify_order",
+           # the path kernel (issue 5)
+           "PathKernel", "path_kernel"]

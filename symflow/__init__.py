@@ -13,6 +13,7 @@ never imports jax.
 from ._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues
 from ._errors import MemoryWarning, SymflowError, UnsafeExpressionError, ValidityWarning
 from ._games import GameObjectives, dirac_gan, modified_objectives
+from ._kernel_machine import KernelMachine, kernel_machine
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._parse import parse_expression, parse_symbols
 from ._state import StateModifiedEquation, state_modified_equation
@@ -32,4 +33,5 @@ __all__ = [
     # two-player games (issue 5)
     "AbstractGDA", "AlternatingGDA", "SimultaneousGDA", "GameObjectives", "dirac_gan",
     "modified_objectives", "EquilibriumSpectrum", "equilibrium_eigenvalues",
+    "KernelMachine", "kernel_machine",
 ]
