@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 
 import diffrax
 import jax
@@ -45,9 +46,10 @@ class PathKernel:
 
     ``theta[s]`` the parameters, ``prediction[s, q]`` :math:`f(x_q;\theta_{t_s})`,
     ``kernel[s, q, i]`` :math:`K^p(x_q, x_i)` accumulated to :math:`t_s`, ``weighted[s, q, i]``
-    :math:`\int_0^{t_s}\ell'_i K\,dt`, ``frozen[s, q]`` the prediction of the kernel frozen
-    at :math:`\theta_0` (:math:`f_0 - \sum_i K_{\theta_0}(x_q, x_i)\int\ell'_i\,dt`, the
-    lazy / NTK picture). ``lr`` is ``None`` for the gradient flow.
+    :math:`\int_0^{t_s}\ell'_i K\,dt`, ``frozen[s, q]`` what the same loss derivatives
+    would give with the tangent kernel frozen at :math:`\theta_0`,
+    :math:`f_0 - \sum_i K_{\theta_0}(x_q, x_i)\int_0^{t_s}\ell'_i\,dt` (its gap to the
+    prediction measures how far the kernel moved). ``lr`` is ``None`` for the gradient flow.
     """
 
     ts: np.ndarray
@@ -81,7 +83,7 @@ class PathKernel:
 
     @property
     def frozen_gap(self) -> float:
-        """Largest gap between the trained model and the frozen-kernel (lazy) prediction."""
+        """Largest gap between the trained model and the frozen-kernel prediction."""
         return float(np.abs(self.prediction - self.frozen).max())
 
     def __str__(self) -> str:
@@ -200,7 +202,7 @@ def _numeric_data(km):
     return xs, ys
 
 
-def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="squared",
+def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss=None,
                 ts=None, lr=None, rtol=1e-10, atol=1e-12) -> PathKernel:
     r"""Train ``model`` from ``theta0`` for time ``T`` and integrate its path kernel on the way.
 
@@ -217,7 +219,8 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="
     T : float
         Training time (gradient-flow time; ``T / lr`` steps of gradient descent).
     loss : str or callable
-        ``"squared"``, ``"logistic"`` or a JAX function ``loss(y, p)`` (callable models only).
+        ``"squared"`` (default), ``"logistic"`` or a JAX function ``loss(y, p)`` (callable
+        models only: a KernelMachine holds its loss).
     ts : array, optional
         Save times in ``[0, T]`` (default ``[0, T]``; multiples of ``lr`` with ``lr``).
     lr : float, optional
@@ -235,9 +238,9 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="
         True
     """
     if isinstance(model, KernelMachine):
-        if x_train is not None or y_train is not None:
-            raise SymflowError("got a KernelMachine and x_train/y_train; the KernelMachine "
-                               "already holds its training data")
+        if x_train is not None or y_train is not None or loss is not None:
+            raise SymflowError("got a KernelMachine and x_train/y_train/loss; the "
+                               "KernelMachine already holds its training data and loss")
         f, dloss = _from_kernel_machine(model)
         xs, ys = _numeric_data(model)
         d = len(model.inputs)
@@ -248,7 +251,7 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="
         if x_train is None or y_train is None:
             raise SymflowError("a model given as a function f(theta, x) needs x_train and "
                                "y_train (or pass a symflow.KernelMachine)")
-        f, dloss, d = model, _loss_derivative(loss), None
+        f, dloss, d = model, _loss_derivative("squared" if loss is None else loss), None
         xs, ys = x_train, y_train
     else:
         raise SymflowError(f"got model={model!r}; pass a symflow.KernelMachine or a JAX "
@@ -260,7 +263,7 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="
         raise SymflowError(f"got {len(xs)} training inputs and {ys.size} targets; give one "
                            "target per input")
     theta0 = jnp.asarray(np.asarray(theta0, dtype=float).ravel())
-    if not (isinstance(T, (int, float)) and T > 0 and math.isfinite(T)):
+    if not (isinstance(T, numbers.Real) and T > 0 and math.isfinite(T)):
         raise SymflowError(f"got T={T!r}; the training time must be a positive number")
     ts = np.array([0.0, float(T)]) if ts is None else np.asarray(ts, dtype=float)
     if ts.ndim != 1 or ts[0] != 0 or not np.isclose(ts[-1], T) or np.any(np.diff(ts) <= 0):
@@ -284,7 +287,7 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss="
             raise SymflowError(f"the gradient flow could not be solved to T = {T} (stiff or "
                                "blowing up); try a shorter T or looser tolerances")
     else:
-        if not (isinstance(lr, (int, float)) and lr > 0):
+        if not (isinstance(lr, numbers.Real) and lr > 0 and math.isfinite(lr)):
             raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
         steps = np.rint(ts / lr).astype(int)
         if not np.allclose(steps * lr, ts, rtol=1e-9, atol=1e-12):

@@ -42,7 +42,7 @@ def _taylor(expr, params, point, degree):
     return sp.expand(sp.series(shifted, eps, 0, degree + 1).removeO().subs(eps, 1))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class EquilibriumSpectrum:
     r"""Jacobians at a fixed point :math:`z^*` of the exact and truncated modified flows.
 
@@ -132,6 +132,10 @@ class EquilibriumSpectrum:
 
     def _repr_latex_(self) -> str:
         return f"$\\displaystyle {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return (f"<EquilibriumSpectrum {self.optimizer!r} at {tuple(self.point)} "
+                f"orders 0..{len(self.jacobians) - 1}>")
 
     def __str__(self) -> str:
         lines = [f"Jacobian eigenvalues at z* = {tuple(self.point)} for {self.optimizer!r}"]

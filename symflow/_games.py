@@ -89,7 +89,7 @@ def dirac_gan(f=None):
     return sp.sympify(f(psi * theta) + f(sp.S.Zero)), [theta, psi]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GameObjectives:
     r"""Both players' modified objectives under GDA, for a generic game :math:`E`.
 
@@ -160,6 +160,10 @@ class GameObjectives:
 
     def _repr_latex_(self) -> str:
         return f"$\\displaystyle {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return (f"<GameObjectives {self.optimizer!r} order={self.order} "
+                f"zero_sum={self.zero_sum}>")
 
     def __str__(self) -> str:
         lines = [f"Modified objectives of {self.optimizer!r} to order {self.order} "

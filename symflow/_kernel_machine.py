@@ -105,7 +105,7 @@ def _check_loss(loss):
     return getattr(loss, "__name__", "custom"), rationalize(expr)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class KernelMachine:
     r"""The kernel-machine identity of a concrete model trained by gradient flow.
 
@@ -216,6 +216,10 @@ class KernelMachine:
 
     def _repr_latex_(self) -> str:
         return f"$\\displaystyle {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return (f"<KernelMachine f = {self.model}, params={list(self.params)}, "
+                f"N={len(self.y_train)}, loss={self.loss_name}>")
 
     def __str__(self) -> str:
         return "\n".join([
