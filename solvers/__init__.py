@@ -13,13 +13,23 @@ jax.config.update("jax_enable_x64", True)
 
 from ._compile import UnsupportedFunctionError, vector_function  # noqa: E402
 from ._demo import demo  # noqa: E402
+from ._ensemble import Ensemble  # noqa: E402
 from ._flow import compiled_flow, solve_flow  # noqa: E402
+from ._fokker_planck_numeric import solve_fokker_planck  # noqa: E402
+from ._grid_density import GridDensity, StationaryReport, compare_stationary, density_on_grid  # noqa: E402,E501
 from ._iterate import compiled_map, iterate, manifold_memory  # noqa: E402
 from ._path_kernel import PathKernel, path_kernel  # noqa: E402
 from ._plot import plot_trajectories  # noqa: E402
+from ._sde import simulate_sde  # noqa: E402
+from ._sgd_run import run_sgd  # noqa: E402
 from ._verify import VerifyReport, verify_order  # noqa: E402
+from ._weak_error import WeakErrorReport, weak_error  # noqa: E402
 
 __all__ = ["UnsupportedFunctionError", "VerifyReport", "compiled_flow", "compiled_map", "demo",
            "iterate", "manifold_memory", "plot_trajectories", "solve_flow", "vector_function", "verify_order",
+           # SGD noise (issue 4)
+           "Ensemble", "GridDensity", "StationaryReport", "compare_stationary",
+           "density_on_grid", "run_sgd", "simulate_sde", "solve_fokker_planck", "WeakErrorReport",
+           "weak_error",
            # the path kernel (issue 5)
            "PathKernel", "path_kernel"]

@@ -10,17 +10,23 @@ Numerics (JAX, Diffrax) live in the separate package ``solvers``; importing symf
 never imports jax.
 """
 
+from ._dataset import Dataset
 from ._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues
 from ._errors import MemoryWarning, SymflowError, UnsafeExpressionError, ValidityWarning
+from ._fokker_planck import (FokkerPlanck, FreeEnergy, StationaryDensity, continuity_equation,
+                             fokker_planck)
 from ._games import GameObjectives, dirac_gan, modified_objectives
 from ._kernel_machine import KernelMachine, kernel_machine
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
+from ._moments import MomentSystem, sde_moments, sgd_moments
 from ._parse import parse_expression, parse_symbols
+from ._sde import SDE
+from ._sme import EpochFlow, epoch_mean_flow, sme
 from ._state import StateModifiedEquation, state_modified_equation
 from ._symbols import h
 from ._validity import ValidityReport, check_validity
 from .optimizers import (GD, AbstractMemoryOptimizer, AbstractOptimizer, AdaGrad, Adam, Custom,
-                         HeavyBall, Nesterov, RMSprop)
+                         HeavyBall, Nesterov, RMSprop, SGD)
 from .optimizers import AbstractGDA, AlternatingGDA, SimultaneousGDA
 
 __version__ = "0.1.0"
@@ -30,6 +36,10 @@ __all__ = [
     "HeavyBall", "Nesterov", "RMSprop", "MemoryWarning", "ModifiedEquation", "SymflowError",
     "UnsafeExpressionError", "ValidityReport", "ValidityWarning", "check_validity", "h",
     "modified_equation", "optimizer_map", "StateModifiedEquation", "state_modified_equation", "parse_expression", "parse_symbols",
+    # SGD noise (issue 4)
+    "SGD", "Dataset", "SDE", "sme", "EpochFlow", "epoch_mean_flow", "FokkerPlanck",
+    "FreeEnergy", "StationaryDensity", "continuity_equation", "fokker_planck",
+    "MomentSystem", "sde_moments", "sgd_moments",
     # two-player games (issue 5)
     "AbstractGDA", "AlternatingGDA", "SimultaneousGDA", "GameObjectives", "dirac_gan",
     "modified_objectives", "EquilibriumSpectrum", "equilibrium_eigenvalues",

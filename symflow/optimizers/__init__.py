@@ -9,7 +9,8 @@ from ._gda import AbstractGDA, AlternatingGDA, SimultaneousGDA
 from ._heavy_ball import HeavyBall
 from ._nesterov import Nesterov
 from ._rmsprop import RMSprop
+from ._sgd import SGD
 
 __all__ = ["AbstractMemoryOptimizer", "AbstractOptimizer", "AdaGrad", "Adam", "Custom", "GD",
-           "HeavyBall", "Nesterov", "RMSprop",
+           "HeavyBall", "Nesterov", "RMSprop", "SGD",
            "AbstractGDA", "AlternatingGDA", "SimultaneousGDA"]
