@@ -18,6 +18,12 @@ from ._flow import compiled_flow, solve_flow  # noqa: E402
 from ._fokker_planck_numeric import solve_fokker_planck  # noqa: E402
 from ._grid_density import GridDensity, StationaryReport, compare_stationary, density_on_grid  # noqa: E402,E501
 from ._iterate import compiled_map, iterate, manifold_memory  # noqa: E402
+from ._implicit_reg import ImplicitRegularization, implicit_regularization  # noqa: E402
+from ._mlp import count_params, mlp_apply, mlp_init, mse_loss, toy_regression  # noqa: E402
+from ._network_run import NetworkOptimizer, network_optimizer  # noqa: E402
+from ._network_verify import solve_network_flow, verify_order_network  # noqa: E402
+from ._sharpness import sharpness  # noqa: E402
+from ._tree_eval import NetworkField, manifold_fields, network_field  # noqa: E402
 from ._path_kernel import PathKernel, path_kernel  # noqa: E402
 from ._plot import plot_trajectories  # noqa: E402
 from ._sde import simulate_sde  # noqa: E402
@@ -32,4 +38,9 @@ __all__ = ["UnsupportedFunctionError", "VerifyReport", "compiled_flow", "compile
            "density_on_grid", "run_sgd", "simulate_sde", "solve_fokker_planck", "WeakErrorReport",
            "weak_error",
            # the path kernel (issue 5)
-           "PathKernel", "path_kernel"]
+           "PathKernel", "path_kernel",
+           # coordinate-free fields on networks (issue 6)
+           "ImplicitRegularization", "NetworkField", "NetworkOptimizer", "count_params",
+           "implicit_regularization", "manifold_fields", "mlp_apply", "mlp_init", "mse_loss",
+           "network_field", "network_optimizer", "sharpness", "solve_network_flow",
+           "toy_regression", "verify_order_network"]

@@ -10,6 +10,7 @@ Numerics (JAX, Diffrax) live in the separate package ``solvers``; importing symf
 never imports jax.
 """
 
+from ._coordinate_free import CoordinateFreeEquation, TreeSeries, coordinate_free_equation
 from ._dataset import Dataset
 from ._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues
 from ._errors import MemoryWarning, SymflowError, UnsafeExpressionError, ValidityWarning
@@ -40,6 +41,8 @@ __all__ = [
     "SGD", "Dataset", "SDE", "sme", "EpochFlow", "epoch_mean_flow", "FokkerPlanck",
     "FreeEnergy", "StationaryDensity", "continuity_equation", "fokker_planck",
     "MomentSystem", "sde_moments", "sgd_moments",
+    # coordinate-free modified equations (issue 6)
+    "CoordinateFreeEquation", "TreeSeries", "coordinate_free_equation",
     # two-player games (issue 5)
     "AbstractGDA", "AlternatingGDA", "SimultaneousGDA", "GameObjectives", "dirac_gan",
     "modified_objectives", "EquilibriumSpectrum", "equilibrium_eigenvalues",

@@ -310,9 +310,15 @@ class ModifiedEquation:
                 f"params={list(self.params)} path={self.path}>")
 
 
-def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
+def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), progress=None,
                       path="auto", reduce=True) -> ModifiedEquation:
     r"""Derive the modified equation of ``optimizer`` on ``loss`` up to ``h**order``, exactly.
+
+    Without ``loss`` and ``params`` (``sf.modified_equation(optimizer, order=k)``) the result
+    is coordinate-free: a :class:`~symflow._coordinate_free.CoordinateFreeEquation` whose
+    terms are exact combinations of elementary differentials of any loss (``-1/2 H g``,
+    ``-1/12 T[g, g]``), for optimizers built from gradient evaluations (GD, heavy ball,
+    Nesterov, ``Custom`` rules, gradient descent-ascent).
 
     Parameters
     ----------
@@ -349,7 +355,12 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         Matrix([[-x*y**2 + y, -x**2*y + x]])
         >>> me.gradient_orders  # the h^2 term, -H^2 g/3 - T[g,g]/12, is not a gradient
         (True, True, False)
+        >>> print(sf.modified_equation(sf.GD(), order=1).field)  # any loss
+        h^0: -g
+        h^1: -1/2 H g
     """
+    if loss is None or params is None or order is None:
+        return _coordinate_free(optimizer, loss, params, order, hyper, progress, path, reduce)
     order = v.check_order(order)
     if path not in ("auto", "polynomial", "jet", "rational", "general"):
         raise SymflowError(
@@ -381,3 +392,26 @@ def modified_equation(optimizer, loss, params, order, hyper=(), progress=None,
         )
     raw = modified_field(algebra, d, order, progress=progress)
     return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw)
+
+
+def _coordinate_free(optimizer, loss, params, order, hyper, progress, path, reduce):
+    """``modified_equation`` called without a loss: the coordinate-free form (or a clear error)."""
+    if order is None and params is None and isinstance(loss, int):
+        raise SymflowError(
+            f"got loss={loss!r} and no params; for the coordinate-free form pass the order "
+            f"by keyword: sf.modified_equation(optimizer, order={loss})")
+    if order is None:
+        raise SymflowError("got no order; pass order=k, the highest power of h to keep")
+    if loss is not None or params is not None:
+        got = "params" if loss is None else "loss"
+        raise SymflowError(
+            f"got {got} but not {'loss' if got == 'params' else 'params'}; pass both (a concrete "
+            "loss and its parameter symbols) or neither (the coordinate-free form, "
+            "sf.modified_equation(optimizer, order=k))")
+    if hyper or path != "auto" or not reduce:
+        raise SymflowError(
+            "hyper=, path= and reduce= apply to a concrete loss; the coordinate-free form "
+            "takes its symbols from the optimizer and always eliminates the memory")
+    from ._coordinate_free import coordinate_free_equation
+
+    return coordinate_free_equation(optimizer, order, progress)
