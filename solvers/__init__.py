@@ -16,6 +16,7 @@ from ._demo import demo  # noqa: E402
 from ._ensemble import Ensemble  # noqa: E402
 from ._flow import compiled_flow, solve_flow  # noqa: E402
 from ._fokker_planck_numeric import solve_fokker_planck  # noqa: E402
+from ._gaussian_compare import GaussianComparison, compare_to_gaussian, gaussian_divergences  # noqa: E402,E501
 from ._grid_density import GridDensity, StationaryReport, compare_stationary, density_on_grid  # noqa: E402,E501
 from ._iterate import compiled_map, iterate, manifold_memory  # noqa: E402
 from ._implicit_reg import ImplicitRegularization, implicit_regularization  # noqa: E402
@@ -25,9 +26,11 @@ from ._network_verify import solve_network_flow, verify_order_network  # noqa: E
 from ._sharpness import sharpness  # noqa: E402
 from ._tree_eval import NetworkField, manifold_fields, network_field  # noqa: E402
 from ._path_kernel import PathKernel, path_kernel  # noqa: E402
+from ._penalty_check import PenaltyStudy, check_penalty, check_penalty_batch, penalty_study  # noqa: E402,E501
 from ._plot import plot_trajectories  # noqa: E402
 from ._sde import simulate_sde  # noqa: E402
 from ._sgd_run import run_sgd  # noqa: E402
+from ._smooth_error import SmoothingError, smoothing_error  # noqa: E402
 from ._verify import VerifyReport, verify_order  # noqa: E402
 from ._weak_error import WeakErrorReport, weak_error  # noqa: E402
 
@@ -39,6 +42,10 @@ __all__ = ["UnsupportedFunctionError", "VerifyReport", "compiled_flow", "compile
            "weak_error",
            # the path kernel (issue 5)
            "PathKernel", "path_kernel",
+           # gradient-penalty study, Gaussian comparison, smoothing error (issue 5)
+           "PenaltyStudy", "check_penalty", "check_penalty_batch", "penalty_study",
+           "GaussianComparison", "compare_to_gaussian", "gaussian_divergences",
+           "SmoothingError", "smoothing_error",
            # coordinate-free fields on networks (issue 6)
            "ImplicitRegularization", "NetworkField", "NetworkOptimizer", "count_params",
            "implicit_regularization", "manifold_fields", "mlp_apply", "mlp_init", "mse_loss",

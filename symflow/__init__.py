@@ -17,12 +17,17 @@ from ._errors import MemoryWarning, SymflowError, UnsafeExpressionError, Validit
 from ._fokker_planck import (FokkerPlanck, FreeEnergy, StationaryDensity, continuity_equation,
                              fokker_planck)
 from ._games import GameObjectives, dirac_gan, modified_objectives
+from ._gaussian import (gaussian_bhattacharyya, gaussian_kl, gaussian_w2, matrix_sqrt,
+                        trace_sqrt_product)
 from ._kernel_machine import KernelMachine, kernel_machine
 from ._modified import ModifiedEquation, modified_equation, optimizer_map
 from ._moments import MomentSystem, sde_moments, sgd_moments
 from ._parse import parse_expression, parse_symbols
+from ._penalty import (HOLDING_NORMS, PenaltyDerivation, derive_penalty_inequality,
+                       gradient_penalty_inequality, matrix_norm, penalty_counterexample)
 from ._sde import SDE
 from ._sme import EpochFlow, epoch_mean_flow, sme
+from ._smooth import KERNELS, kernel_density, smooth, smoothing_gap_at
 from ._state import StateModifiedEquation, state_modified_equation
 from ._symbols import h
 from ._validity import ValidityReport, check_validity
@@ -47,4 +52,9 @@ __all__ = [
     "AbstractGDA", "AlternatingGDA", "SimultaneousGDA", "GameObjectives", "dirac_gan",
     "modified_objectives", "EquilibriumSpectrum", "equilibrium_eigenvalues",
     "KernelMachine", "kernel_machine",
+    # gradient-penalty inequality, Gaussian divergences, smoothing (issue 5)
+    "HOLDING_NORMS", "PenaltyDerivation", "derive_penalty_inequality",
+    "gradient_penalty_inequality", "matrix_norm", "penalty_counterexample",
+    "gaussian_bhattacharyya", "gaussian_kl", "gaussian_w2", "matrix_sqrt", "trace_sqrt_product",
+    "KERNELS", "kernel_density", "smooth", "smoothing_gap_at",
 ]
