@@ -248,11 +248,24 @@ def _make_summary(n, stats, phi):
     return jax.jit(summary)
 
 
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
 def progress_bar(total, enabled, desc):
+    """A ``tqdm`` bar (a no-op object when disabled)."""
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False,
-                disable=not enabled)
+    return tqdm(total=total, desc=desc, unit="step", unit_scale=True, leave=False)
 
 
 # -- the runner ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from scipy.special import kolmogorov
 from symflow import SymflowError
 from symflow._fokker_planck import StationaryDensity
 
-from ._compile import vector_function
+from ._compile import hyper_vector, vector_function
 
 
 def check_box(bounds, cells, dim):
@@ -221,12 +221,7 @@ def density_on_grid(density, bounds, cells=400, hyper=None, lr=None) -> GridDens
 
 
 def _values(consts, hyper, lr):
-    from ._compile import hyper_vector
-
-    vals = dict(hyper or {})
-    if lr is not None:
-        vals["h"] = lr
-    return hyper_vector(consts, vals)
+    return hyper_vector(consts, {**(hyper or {}), **({} if lr is None else {"h": lr})})
 
 
 @dataclasses.dataclass
@@ -239,13 +234,15 @@ class StationaryReport:
     tv: dict
 
     def table(self) -> str:
-        rows = [f"{'sample':28s} {'n':>8s} {'KS':>8s} {'p-value':>8s} {'TV':>8s} {'floor':>8s}"]
+        """KS distance and p-value per axis, total variation and its noise floor."""
+        names = self.density.names
+        head = f"{'sample':16s} {'n':>7s}" + "".join(f" {'KS ' + n:>9s} {'p':>6s}" for n in names)
+        rows = [head + f" {'TV':>7s} {'floor':>7s}"]
         for name, pts in self.samples.items():
-            ks = self.ks[name]
-            ks_txt = (f"{ks[0]:8.4f} {ks[1]:8.3f}" if self.density.dim == 1 else
-                      " ".join(f"{d:.4f}" for d, _ in ks).rjust(17))
-            rows.append(f"{name:28s} {len(pts):8d} {ks_txt} {self.tv[name][0]:8.4f} "
-                        f"{self.tv[name][1]:8.4f}")
+            ks = [self.ks[name]] if self.density.dim == 1 else self.ks[name]
+            cells = "".join(f" {d:9.4f} {p:6.3f}" for d, p in ks)
+            tv, floor = self.tv[name]
+            rows.append(f"{name:16s} {len(pts):7d}{cells} {tv:7.4f} {floor:7.4f}")
         return "\n".join(rows)
 
     def __str__(self) -> str:

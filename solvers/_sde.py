@@ -163,9 +163,11 @@ def constant_values(sde: SDE, hyper=None, lr=None) -> jnp.ndarray:
 
 # -- fixed-step schemes ----------------------------------------------------------------------
 def normal_increments(key, n, m):
-    """Standard normals ``(m, n)``, drawn path-major: path ``j``'s draws do not depend on
-    ``n`` (padding, sharding)."""
-    return jax.random.normal(key, (n, m), dtype=jnp.float64).T
+    """Standard normals ``(m, n)``: row ``k`` from its own key, so that path ``j``'s draws do
+    not depend on ``n`` (padding, sharding). (Drawing ``(n, m)`` and transposing is as
+    invariant but about 1.5x slower on CPU.)"""
+    keys = jax.random.split(key, m)
+    return jax.vmap(lambda k: jax.random.normal(k, (n,), dtype=jnp.float64))(keys)
 
 
 def sde_step_factory(csde: CompiledSDE, solver: str):

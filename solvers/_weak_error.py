@@ -27,9 +27,11 @@ import sympy as sp
 import symflow as sf
 from symflow import SymflowError
 
+from ._compile import hyper_vector
 from ._ensemble import as_key
 from ._sde import simulate_sde
 from ._sgd_run import run_sgd
+from ._verify import _steps
 
 
 @dataclasses.dataclass
@@ -100,6 +102,8 @@ class WeakErrorReport:
             ax.plot(self.lrs, ref, ":", color=line[0].get_color(), alpha=0.7)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(self.lrs, [f"{lr:g}" for lr in self.lrs])
+        ax.minorticks_off()
         ax.set_xlabel("learning rate h")
         ax.set_ylabel(f"|E phi(SGD_n) - E phi(X_nh)|, nh = {self.T:g}")
         ax.set_title(f"weak error, {self.label} ({self.method})", fontsize=10)
@@ -109,26 +113,10 @@ class WeakErrorReport:
         return fig
 
 
-def _steps(T, lr):
-    n = round(T / lr)
-    if n < 1 or not math.isclose(n * lr, T, rel_tol=1e-9):
-        raise SymflowError(f"got T={T} and lr={lr} (T/lr = {T / lr:.6g}); pick learning "
-                           "rates that divide T")
-    return n
-
-
-def _numeric(matrix, consts, values):
-    fn = sp.lambdify(consts, matrix, "numpy")
-    return np.asarray(fn(*[values[str(c)] for c in consts]), dtype=float)
-
-
-def _values(consts, hyper, lr):
-    vals = {str(k): float(val) for k, val in (hyper or {}).items()}
-    vals["h"] = float(lr)
-    missing = [str(c) for c in consts if str(c) not in vals]
-    if missing:
-        raise SymflowError(f"no numeric value for {', '.join(missing)}; pass hyper={{...}}")
-    return vals
+def _numeric(matrix, consts, hyper, lr):
+    """A symbolic matrix at ``h = lr`` and the ``hyper`` values, as a float array."""
+    values = np.asarray(hyper_vector(consts, {**(hyper or {}), "h": lr}))
+    return np.asarray(sp.lambdify(consts, matrix, "numpy")(*values), dtype=float)
 
 
 def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lrs, T,
@@ -218,13 +206,13 @@ def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
     sgd = np.empty(len(lrs))
     sde = {p: np.empty(len(lrs)) for p in sdes}
     for i, (lr, n) in enumerate(zip(lrs, steps)):
-        k = _numeric(trans.matrix, trans.constants, _values(trans.constants, hyper, lr))
+        k = _numeric(trans.matrix, trans.constants, hyper, lr)
         vec = coeffs.copy()
         for _ in range(n):
             vec = k @ vec
         sgd[i] = start @ vec
         for p, gen in gens.items():
-            g = _numeric(gen.matrix, gen.constants, _values(gen.constants, hyper, lr))
+            g = _numeric(gen.matrix, gen.constants, hyper, lr)
             sde[p][i] = start @ scipy.linalg.expm(T * g) @ coeffs
     return sgd, sde, {p: np.zeros(len(lrs)) for p in sdes}
 

@@ -196,9 +196,14 @@ class FokkerPlanck:
     def stationary_density(self) -> StationaryDensity:
         r"""The zero-current stationary density, where it has a closed form.
 
-        Raises :class:`SymflowError` when there is none in closed form: degenerate noise
-        (:math:`D` singular), or :math:`v = D^{-1}(2b-\nabla\cdot D)` not a gradient field
-        (non-gradient drift, or anisotropic / state-dependent noise not of potential form).
+        Zero current, :math:`J = 0`, means :math:`\nabla\log p = v = D^{-1}(2b -
+        \nabla\cdot D)`. Raises :class:`SymflowError` when there is no such density in closed
+        form: degenerate noise (:math:`D` singular), or :math:`v` not a gradient field
+        (non-gradient drift, or anisotropic / state-dependent noise not of potential form;
+        a stationary state may then exist with a non-zero current: solve it with
+        ``solvers.solve_fokker_planck``). In 1-D :math:`v` is always a gradient; when SymPy
+        cannot integrate it the potential is returned as an unevaluated integral
+        (``closed_form=False``).
         """
         params, d = self.params, len(self.params)
         D = self.diffusion_matrix
@@ -220,8 +225,8 @@ class FokkerPlanck:
             if pot is None:
                 raise self._no_closed_form(
                     "the drift is not a gradient field (its Jacobian is not symmetric), so "
-                    "no Gibbs density exists; a non-equilibrium stationary state with "
-                    "non-zero current may exist")
+                    "there is no zero-current (Gibbs) density; a stationary state, if any, "
+                    "carries a non-zero probability current")
             return StationaryDensity(params, sp.expand(pot / temperature), "gibbs",
                                      temperature=temperature)
         divd = sp.Matrix([sp.Add(*[sp.diff(D[i, j], params[j]) for j in range(d)])
@@ -238,8 +243,9 @@ class FokkerPlanck:
                                      log_gradient=vfield)
         if not expr_is_gradient(list(vfield), params):
             raise self._no_closed_form(
-                "v = D^{-1}(2b - div D) is not a gradient field (the drift is not of "
-                "potential form for this anisotropic or state-dependent noise)")
+                "v = D^{-1}(2b - div D) is not a gradient field, so there is no zero-current "
+                "density (the drift is not of potential form for this anisotropic or "
+                "state-dependent noise)")
         phi = expr_potential(list(vfield), params)  # v = -grad(phi): p ~ exp(-phi)
         if phi is None:
             raise self._no_closed_form("v = D^{-1}(2b - div D) is a gradient field but its "
