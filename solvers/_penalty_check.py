@@ -339,8 +339,12 @@ class PenaltyStudy:
                         f"{lo['submultiplicative']:10.3g}")
         sl = self.step_losses()
         rows.append(f"  median per-layer loss factor (spectral): Cauchy-Schwarz "
-                    f"{sl['cauchy_schwarz']:.3g}, submultiplicativity {sl['submultiplicative']:.3g}")
+                    f"{sl['cauchy_schwarz']:.3g}, submultiplicativity "
+                    f"{sl['submultiplicative']:.3g}")
         return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.table()
 
     def plot(self, path=None, norms=None):
         """Histograms of log10(rhs/lhs) per norm (violations lie left of 0); saved if ``path``."""

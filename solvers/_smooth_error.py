@@ -88,6 +88,8 @@ class SmoothingError:
         axes[0].legend(fontsize=7)
         axes[1].loglog(self.widths, self.sup, "o-", label=f"sup (slope {self.slope_sup:.2f})")
         axes[1].loglog(self.widths, self.l1, "s-", label=f"L1 (slope {self.slope_l1:.2f})")
+        axes[1].set_xticks(self.widths, [f"{w:g}" for w in self.widths])
+        axes[1].xaxis.set_minor_formatter(plt.NullFormatter())
         axes[1].set_xlabel("width s")
         axes[1].set_ylabel("|f_s - f|")
         axes[1].legend(fontsize=8)

@@ -66,7 +66,6 @@ counterexample.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import numbers
 import random
 
@@ -104,11 +103,11 @@ def penalty_symbols(norm="spectral") -> dict:
     """
     sub = _SUBSCRIPT[_check_norm(norm)]
     return {
-        "grad_x": sp.Symbol(r"\|\nabla_x f\|", nonnegative=True),
-        "grad_theta": sp.Symbol(r"\|\nabla_\theta f\|", nonnegative=True),
+        "grad_x": sp.Symbol(r"\|\nabla_{x} f\|", nonnegative=True),
+        "grad_theta": sp.Symbol(r"\|\nabla_{\theta} f\|", nonnegative=True),
         "W": sp.IndexedBase(rf"\|W\|_{{{sub}}}", positive=True),
         "h": sp.IndexedBase(r"\|h\|", nonnegative=True),
-        "J": sp.IndexedBase(rf"\|\nabla_x h\|_{{{sub}}}", positive=True),
+        "J": sp.IndexedBase(rf"\|\nabla_{{x}} h\|_{{{sub}}}", positive=True),
         "t": sp.Symbol("t", integer=True, positive=True),
     }
 
