@@ -294,8 +294,10 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
         summary = cache[summary_key]
     work = n_paths * n_steps
     show = (work >= PROGRESS_WORK) if progress is None else bool(progress)
-    save_idx = [int(i) for i in save_idx]
-    bounds = set(save_idx) | {n_steps}
+    slots = {}  # step -> the save slots it fills
+    for s, i in enumerate(save_idx):
+        slots.setdefault(int(i), []).append(s)
+    bounds = set(slots) | {n_steps}
     if show and n_steps >= _PROGRESS_SEGMENTS:
         bounds |= {round(n_steps * s / _PROGRESS_SEGMENTS) for s in range(1, _PROGRESS_SEGMENTS)}
     bounds = sorted(bounds)
@@ -325,7 +327,7 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
                     x, fb = advance(x, fb, ckey, jnp.int32(k), jnp.int32(b), args, bound)
                     bar.update(b - k)
                     k = b
-                for s in (s for s, i in enumerate(save_idx) if i == b):
+                for s in slots.get(b, ()):
                     if stats:
                         out = jax.tree_util.tree_map(np.asarray, summary(x, valid, fb))
                         sums[s] = out if sums[s] is None else jax.tree_util.tree_map(

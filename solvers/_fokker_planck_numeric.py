@@ -66,7 +66,7 @@ def _lift(op, axis, cells):
 
 
 def _face_points(edges, centers, axis):
-    axes = [c for c in centers]
+    axes = list(centers)
     axes[axis] = edges[axis][1:-1]
     return mesh_points(axes)
 

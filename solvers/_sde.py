@@ -268,7 +268,8 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
     hyper, lr
         Numbers for the SDE's constants (``lr`` is ``h``).
     progress : bool, optional
-        A progress bar (default: on for runs of at least 2e8 path-steps).
+        A ``tqdm`` progress bar (default: on for long runs, at least 2e8 path-steps, or
+        several chunks on the adaptive path).
     chunk_size : int
         Paths per chunk; the result depends on it (keys are per chunk), not on the devices.
     devices : None, int or list of devices
@@ -397,7 +398,8 @@ def _adaptive(csde, start, T, key, dt, ts, cv, solver, rtol, atol, max_steps, st
     first_time = np.full(n_paths, np.nan)
     sums = None
     n_chunks = chunk_count(n_paths, per_chunk)
-    with progress_bar(n_paths, bool(progress), "SDE paths (adaptive)") as bar:
+    show = n_chunks > 1 if progress is None else bool(progress)
+    with progress_bar(n_paths, show, "SDE paths (adaptive)") as bar:
         for c in range(n_chunks):
             lo, hi = c * per_chunk, min((c + 1) * per_chunk, n_paths)
             idx = np.concatenate([np.arange(lo, hi), np.full(chunk - (hi - lo), lo)])
