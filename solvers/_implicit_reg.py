@@ -23,9 +23,10 @@ Example::
     >>> import solvers as sv
     >>> params = sv.mlp_init([2, 8, 1], seed=0)
     >>> study = sv.implicit_regularization(sv.mse_loss, params, sv.toy_regression(16),
-    ...                                    lrs=[0.1, 0.25], T=2.0, n_saves=4)
-    >>> bool(study.gaps()["regularized"][0] < study.gaps()["gradient flow"][0])
-    True
+    ...                                    lrs=[0.1, 0.25], T=2.0, n_saves=4)  # doctest: +SKIP
+    >>> study.gaps()["regularized"] < study.gaps()["gradient flow"]  # doctest: +SKIP
+    array([ True,  True])
+    >>> study.plot("igr.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
@@ -73,8 +73,8 @@ class ImplicitRegularization:
                 "gradient flow": np.array([gap(g, self.flow) for g in self.gd])}
 
     def table(self) -> str:
-        """Per learning rate: the largest distance to GD of each flow, the largest relative
-        gaps in :math:`L` and :math:`\\lVert\\nabla L\\rVert^2`, and the range of :math:`h\\lambda_{\\max}`."""
+        r"""Per learning rate: the largest distance to GD of each flow, the largest relative
+        gaps in :math:`L` and :math:`\lVert\nabla L\rVert^2`, and the range of :math:`h\lambda_{\max}`."""
         gaps = self.gaps()
 
         def rel(a, b, key):
@@ -97,7 +97,7 @@ class ImplicitRegularization:
                 f"and gradient flow (GF), t in [0, {self.times[-1]:g}]\n" + self.table())
 
     def plot(self, path=None):
-        """One figure: :math:`L` and :math:`\lVert\nabla L\rVert^2` relative to gradient flow
+        r"""One figure: :math:`L` and :math:`\lVert\nabla L\rVert^2` relative to gradient flow
         (dots GD, lines the regularized flow), distances to GD, and the largest distance
         against :math:`h` with :math:`h\lambda_{\max}`; saved when ``path`` is given."""
         import matplotlib.pyplot as plt

@@ -32,7 +32,7 @@ from symflow._linear_rule import THETA, linear_rule
 
 from ._compile import hyper_vector, vector_function
 from ._iterate import check_lr
-from ._tree_eval import _axpy, check_loss_fn, check_params, tmap
+from ._tree_eval import axpy, check_inputs, check_params, project, tmap
 
 
 class NetworkOptimizer:
@@ -57,11 +57,6 @@ class NetworkOptimizer:
         self._trajectory = jax.jit(self._scan, static_argnames=("n_saves", "observe"))
 
     # -- one step ----------------------------------------------------------------------
-    def _project(self, v, b):
-        if self.rule.blocks == 1:
-            return v
-        return tuple(part if i == b else tmap(jnp.zeros_like, part) for i, part in enumerate(v))
-
     def _evaluate(self, forms, env, coef, grad, memo):
         terms = []
         for b, form in enumerate(forms):
@@ -69,12 +64,12 @@ class NetworkOptimizer:
                 if node[0] == "G":
                     if (node, b) not in memo:
                         point = self._evaluate(node[1], env, coef, grad, memo)
-                        memo[(node, b)] = self._project(grad(point), b)
+                        memo[(node, b)] = project(grad(point), b, self.rule.blocks)
                     v = memo[(node, b)]
                 else:
-                    v = self._project(env[node], b)
+                    v = project(env[node], b, self.rule.blocks)
                 terms.append((coef[self._index[sp.sympify(s)]], v))
-        return _axpy(terms)
+        return axpy(terms)
 
     def step(self, state, batch, lr):
         """One step ``(params, memory) -> (params, memory)`` at learning rate ``lr``."""
@@ -100,15 +95,7 @@ class NetworkOptimizer:
 
     def start(self, params, batch, memory0=None):
         """The initial state: checked float64 ``params`` and ``memory0`` (zeros by default)."""
-        params = check_params(params)
-        if self.rule.blocks > 1 and (not isinstance(params, (tuple, list))
-                                     or len(params) != self.rule.blocks):
-            raise SymflowError(f"{self.rule.optimizer!r} is a two-player rule; pass params as "
-                               "a tuple (phi, theta) of the players' pytrees")
-        key = jax.tree_util.tree_structure(params)
-        if key not in self._checked:
-            check_loss_fn(self.loss_fn, params, batch)
-            self._checked.add(key)
+        params = check_inputs(self.loss_fn, params, batch, self.rule.blocks, self._checked)
         if memory0 is None:
             memory0 = tuple(tmap(jnp.zeros_like, params) for _ in range(self.n_memory))
         memory0 = tuple(memory0)

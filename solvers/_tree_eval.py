@@ -56,13 +56,20 @@ tmap = jax.tree_util.tree_map
 ONE = 1.0
 
 
-def _axpy(terms):
+def axpy(terms):
     """:math:`\\sum_i w_i v_i` for ``[(w, pytree), ...]`` (``w`` a scalar)."""
     out = None
     for w, v in terms:
         part = tmap(lambda leaf, w=w: w * leaf, v)
         out = part if out is None else tmap(jnp.add, out, part)
     return out
+
+
+def project(v, color: int, blocks: int):
+    """Player ``color``'s block of ``v`` (a tuple of the players' pytrees), the rest zeroed."""
+    if blocks == 1:
+        return v
+    return tuple(part if i == color else tmap(jnp.zeros_like, part) for i, part in enumerate(v))
 
 
 # -- input checks ------------------------------------------------------------------------------
@@ -109,6 +116,20 @@ def check_loss_fn(loss_fn, params, batch):
                            "return a real floating-point value")
 
 
+def check_inputs(loss_fn, params, batch, blocks: int, checked: set):
+    """:func:`check_params`, the players' split, and :func:`check_loss_fn` once per structure
+    (remembered in ``checked``); returns float64 parameters."""
+    params = check_params(params)
+    if blocks > 1 and (not isinstance(params, (tuple, list)) or len(params) != blocks):
+        raise SymflowError(f"this is a {blocks}-player rule; pass params as a tuple (phi, theta) "
+                           "of the players' pytrees")
+    key = jax.tree_util.tree_structure(params)
+    if key not in checked:
+        check_loss_fn(loss_fn, params, batch)
+        checked.add(key)
+    return params
+
+
 # -- elementary differentials by nested jvp ----------------------------------------------------
 
 class _Combiner:
@@ -122,10 +143,7 @@ class _Combiner:
         self._g = None
 
     def project(self, v, color):
-        if self.blocks == 1:
-            return v
-        return tuple(part if i == color else tmap(jnp.zeros_like, part)
-                     for i, part in enumerate(v))
+        return project(v, color, self.blocks)
 
     def derivative(self, theta, dirs):
         r""":math:`g^{(m)}(\theta)[d_1, \dots, d_m]` by ``m`` nested jvps."""
@@ -166,11 +184,11 @@ class _Combiner:
                 # w T[.., b] + c = w (T[.., b] + c / w); an exact zero weight becomes 1e-150,
                 # whose term is then far below rounding
                 scale = jnp.where(scale == 0, 1e-150, scale)
-                c = _axpy([(1.0 / scale, c)])
+                c = axpy([(1.0 / scale, c)])
             inner = lambda t, slot: self.derivative(t, a[:-1] + [slot])  # noqa: E731
             value = jax.jvp(inner, (self.theta, a[-1]), (b, c))[1]
         if scale is not ONE:
-            value = _axpy([(scale, value)])
+            value = axpy([(scale, value)])
         return self.project(value, color)
 
     def combination(self, weights: dict):
@@ -205,7 +223,7 @@ class _Combiner:
             terms.append((1.0, self._pass(key[0], key[2], last, rider)))
         if not terms:
             return tmap(jnp.zeros_like, self.theta)
-        return _axpy(terms)
+        return axpy(terms)
 
 
 # -- compiled fields -------------------------------------------------------------------------------
@@ -266,7 +284,7 @@ class NetworkField:
             tmap(jnp.zeros_like, params)
         a = jnp.asarray(self.theta_coeffs).T @ hw   # one coefficient of theta per block
         if np.any(self.theta_coeffs):
-            value = _axpy([(1.0, value)] + [(a[b], combiner.project(params, b))
+            value = axpy([(1.0, value)] + [(a[b], combiner.project(params, b))
                                             for b in range(self.blocks)])
         return value
 
@@ -283,16 +301,7 @@ class NetworkField:
 
     def prepare(self, params, batch):
         """Check the inputs once per parameter structure; return float64 parameters."""
-        params = check_params(params)
-        if self.blocks > 1 and (not isinstance(params, (tuple, list)) or len(params) != self.blocks):
-            raise SymflowError(
-                f"this is a {self.blocks}-player field; pass params as a tuple (phi, theta) of "
-                "the players' pytrees")
-        key = jax.tree_util.tree_structure(params)
-        if key not in self._checked:
-            check_loss_fn(self.loss_fn, params, batch)
-            self._checked.add(key)
-        return params
+        return check_inputs(self.loss_fn, params, batch, self.blocks, self._checked)
 
     def __call__(self, params, batch, lr, order=None):
         params = self.prepare(params, batch)
