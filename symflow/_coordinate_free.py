@@ -107,7 +107,8 @@ def _coefficient(c, latex: bool) -> tuple[bool, str]:
     return negative, f"{top}/{bottom}"
 
 
-def _combination(coeffs: dict, theta=(), latex: bool = False, players: bool = False) -> str:
+def _items(coeffs: dict, theta=(), latex: bool = False, players: bool = False) -> list:
+    """``[(coefficient, name), ...]`` of a combination, theta first, then trees in display order."""
     items = []
     for b, a in enumerate(theta):
         if a != 0:
@@ -117,6 +118,11 @@ def _combination(coeffs: dict, theta=(), latex: bool = False, players: bool = Fa
             items.append((a, name))
     for t in sorted(coeffs, key=tr.sort_key):
         items.append((coeffs[t], tr.latex(t, players) if latex else tr.text(t, players)))
+    return items
+
+
+def _combination(coeffs: dict, theta=(), latex: bool = False, players: bool = False) -> str:
+    items = _items(coeffs, theta, latex, players)
     if not items:
         return "0"
     out = []
@@ -183,24 +189,29 @@ class TreeSeries:
         return _combination(self.terms[k], self.theta[k], latex=True, players=self.blocks > 1)
 
     def latex(self) -> str:
+        """The series as LaTeX: ``-g - \\frac{1}{2} h H g + h^{2}\\left(...\\right)``."""
         parts = []
         for k in range(len(self.terms)):
-            body = self.term_latex(k)
-            if body == "0":
+            items = _items(self.terms[k], self.theta[k], True, self.blocks > 1)
+            if not items:
                 continue
             hk = "" if k == 0 else ("h" if k == 1 else f"h^{{{k}}}")
-            single = len(self.terms[k]) + sum(a != 0 for a in self.theta[k]) == 1
-            if k == 0:
-                parts.append(body)
-            elif single and body.startswith("-"):
-                parts.append(f"- {hk} {body[1:]}")
-            elif single:
-                parts.append(f"+ {hk} {body}")
-            else:
-                parts.append(f"+ {hk}\\left({body}\\right)")
+            if k == 0 or len(items) > 1:
+                body = self.term_latex(k)
+                if k == 0:
+                    parts.append(body if body.startswith("-") else f"+ {body}")
+                else:
+                    parts.append(f"+ {hk}\\left({body}\\right)")
+                continue
+            (c, name), = items
+            neg, coef = _coefficient(c, True)
+            parts.append(" ".join(p for p in ("-" if neg else "+", coef, hk, name) if p))
         if not parts:
             return "0"
-        return " ".join(parts).lstrip("+ ")
+        text = " ".join(parts)
+        if text.startswith("+ "):
+            return text[2:]
+        return "-" + text[2:] if text.startswith("- ") else text
 
     def _repr_latex_(self) -> str:
         return f"$\\displaystyle {self.latex()}$"
