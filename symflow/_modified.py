@@ -37,6 +37,17 @@ def _check_optimizer(optimizer) -> AbstractOptimizer:
     return optimizer
 
 
+def _at(expr, params, point):
+    """``expr`` with ``params`` set to ``point``. The derivatives of an undefined loss
+    ``F(x, y)`` become ``Subs`` objects there (``xreplace`` cannot put an expression in a
+    derivative's variable), so rules that evaluate the gradient away from theta
+    (extragradient, Nesterov) work for a generic loss too."""
+    rule = dict(zip(params, point))
+    if expr.has(sp.Derivative):
+        return expr.subs(rule, simultaneous=True)
+    return expr.xreplace(rule)
+
+
 def gradient_oracle(loss, params):
     """The gradient column of ``loss`` and a callable evaluating it at any point."""
     grad = sp.Matrix([sp.diff(loss, p) for p in params])
@@ -48,7 +59,7 @@ def gradient_oracle(loss, params):
                 f"grad() was called with {point!r}; it takes a column Matrix of "
                 f"{len(params)} entries (one per parameter)"
             )
-        return grad.xreplace(dict(zip(params, point)))
+        return _at(grad, params, point)
 
     return grad, oracle
 
@@ -84,7 +95,7 @@ def state_map(optimizer, loss, params, allowed):
     grad, _ = gradient_oracle(loss, params)
     def concrete(expr):
         for i, f in enumerate(fns):
-            expr = expr.replace(f, sp.Lambda(tuple(params), grad[i]))
+            expr = expr.replace(f, lambda *point, i=i: _at(grad[i], params, point))
         return v.rationalize(expr)
 
     theta_next = (sp.Matrix(params) + A).applyfunc(concrete)

@@ -1,11 +1,9 @@
 """Coordinate-free modified equations (B-series in elementary differentials of L).
 
-The coordinate-free terms are checked against the concrete engine by substituting losses:
-a generic smooth loss F(x, y) (an undefined SymPy function: the identity then holds for
-every loss) where the concrete engine accepts it, and otherwise a degree-7 polynomial,
-whose derivatives up to the 7th (all that order-5 terms use) are non-zero, compared
-exactly at rational points. Memory reductions are also checked against closed forms and
-against the optimizers' own two-step recurrences.
+The coordinate-free terms are checked against the concrete engine run on a generic smooth
+loss F(x, y) (an undefined SymPy function): the exact identity in the derivatives of F then
+holds for every loss. Memory reductions are also checked against closed forms and against
+the optimizers' own two-step recurrences.
 """
 
 import pytest
@@ -23,8 +21,6 @@ beta = sp.Symbol("beta")
 LEAF = tr.LEAF
 
 GENERIC = (sp.Function("F")(x, y), [x, y])
-SEPTIC = ((x * y - 1) ** 2 / 2 + x**7 / 7 - x**3 * y**4 / 5 + y**6 / 6 + x * y**2 / 3, [x, y])
-POINTS = ([sp.Rational(3, 7), sp.Rational(-5, 11)], [sp.Rational(-8, 13), sp.Rational(2, 17)])
 
 EXTRAGRADIENT = sf.Custom(update=lambda th, g, h: th - h * g(th - h * g(th)), name="eg")
 # a two-stage explicit Runge-Kutta rule (Ralston's weights) on the gradient field
@@ -38,20 +34,10 @@ RK2_ALPHA = sf.Custom(
 
 
 def assert_generic(cf, me):
-    """Equal for the generic loss F: exact identity in the derivatives of F."""
+    """Equal for the generic loss F: exact identity in the derivatives of F (and in the
+    hyperparameters, as rational functions)."""
     for k, term in enumerate(cf.concrete(*GENERIC)):
-        assert sp.expand(term - me.terms[k]) == sp.zeros(2, 1), k
-
-
-def assert_at_points(cf, me, loss, params, subs=None):
-    """Equal at rational points (and hyperparameter values ``subs``), in exact arithmetic."""
-    subs = subs or {}
-    for point in POINTS:
-        at = {**dict(zip(params, point)), **subs}
-        values = cf.concrete(loss, params, at=point)
-        for k in range(cf.order + 1):
-            diff = (values[k] - me.terms[k].xreplace(at)).xreplace(subs)
-            assert sp.simplify(diff) == sp.zeros(len(params), 1), (k, point)
+        assert all(sp.cancel(sp.expand(e)) == 0 for e in term - me.terms[k]), k
 
 
 # -- trees ------------------------------------------------------------------------------------
@@ -107,52 +93,29 @@ def test_gd_textbook_terms_and_display():
     assert cf.time_scale == 1
 
 
-@pytest.mark.parametrize("optimizer, order", [(sf.GD(), 5), (sf.HeavyBall(beta=sp.Rational(1, 3)), 4)],
-                         ids=["gd", "heavy_ball"])
+@pytest.mark.parametrize("optimizer, order", [
+    (sf.GD(), 5), (EXTRAGRADIENT, 5), (RALSTON, 5),
+    (sf.HeavyBall(beta=sp.Rational(1, 3)), 4), (sf.Nesterov(beta=sp.Rational(2, 5)), 4),
+    (sf.HeavyBall(beta=beta), 3), (sf.Nesterov(beta=beta), 3),
+    (sf.SimultaneousGDA(n_first=1), 5), (sf.AlternatingGDA(n_first=1, lr_ratio=sp.Rational(1, 2)), 5),
+    (sf.AlternatingGDA(n_first=1, first_mover="max"), 4),
+], ids=["gd", "extragradient", "ralston", "heavy_ball", "nesterov", "heavy_ball_beta",
+        "nesterov_beta", "simultaneous_gda", "alternating_gda", "alternating_gda_max_first"])
 def test_universal_identity_for_a_generic_loss(optimizer, order):
     """Against the concrete engine run on an undefined F(x, y): equal for every loss."""
-    assert_generic(coordinate_free_equation(optimizer, order),
-                   sf.modified_equation(optimizer, *GENERIC, order))
-
-
-@pytest.mark.parametrize("optimizer", [sf.GD(), EXTRAGRADIENT, RALSTON],
-                         ids=["gd", "extragradient", "ralston"])
-def test_one_step_rules_to_order_five(optimizer):
-    cf = coordinate_free_equation(optimizer, order=5)
-    assert_at_points(cf, sf.modified_equation(optimizer, *SEPTIC, 5), *SEPTIC)
+    cf = coordinate_free_equation(optimizer, order)
+    assert_generic(cf, sf.modified_equation(optimizer, *GENERIC, order))
+    if cf.blocks == 2:
+        assert "T1[g1, g1]" in str(cf)
 
 
 def test_symbolic_hyperparameter_in_custom_rule():
     cf = coordinate_free_equation(RK2_ALPHA, order=3)
     assert cf.hyper == (alpha,)
-    loss, params = (x * y - 1) ** 2 / 2 + x**3 / 3, [x, y]
-    me = sf.modified_equation(RK2_ALPHA, loss, params, 3, hyper=[alpha])
-    for k, term in enumerate(cf.concrete(loss, params)):
-        assert sp.simplify(term - me.terms[k]) == sp.zeros(2, 1)
+    assert_generic(cf, sf.modified_equation(RK2_ALPHA, *GENERIC, 3))
 
 
 # -- memory: heavy ball and Nesterov ----------------------------------------------------------
-
-@pytest.mark.parametrize("optimizer, order", [
-    (sf.HeavyBall(beta=sp.Rational(9, 10)), 3), (sf.Nesterov(beta=sp.Rational(2, 5)), 4)],
-    ids=["heavy_ball", "nesterov"])
-def test_memory_against_concrete_engine(optimizer, order):
-    cf = coordinate_free_equation(optimizer, order)
-    assert_at_points(cf, sf.modified_equation(optimizer, *SEPTIC, order), *SEPTIC)
-
-
-@pytest.mark.parametrize("optimizer, order", [(sf.HeavyBall(beta=beta), 3),
-                                              (sf.Nesterov(beta=beta), 2)],
-                         ids=["heavy_ball", "nesterov"])
-def test_symbolic_beta_against_concrete_engine(optimizer, order):
-    """Both sides derived with a symbolic beta, compared at two rational values of beta."""
-    loss, params = (x * y - 1) ** 2 / 2 + x**5 / 5 - x**2 * y**3 / 5, [x, y]
-    cf = coordinate_free_equation(optimizer, order)
-    assert cf.hyper == (beta,)
-    me = sf.modified_equation(optimizer, loss, params, order)
-    for b in (sp.Rational(2, 7), sp.Rational(-1, 3)):
-        assert_at_points(cf, me, loss, params, {beta: b})
-
 
 def _root_near_one(char, order):
     """Series of the characteristic root r(h) = 1 + O(h) of a quadratic in r."""
@@ -308,17 +271,6 @@ def test_other_memory_layouts_give_the_same_flow():
 
 
 # -- two players --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("optimizer, order", [
-    (sf.SimultaneousGDA(n_first=1), 5),
-    (sf.AlternatingGDA(n_first=1, lr_ratio=sp.Rational(1, 2)), 5),
-    (sf.AlternatingGDA(n_first=1, first_mover="max"), 4)], ids=["simultaneous", "alternating",
-                                                             "alternating_max_first"])
-def test_gradient_descent_ascent_against_concrete_engine(optimizer, order):
-    cf = coordinate_free_equation(optimizer, order)
-    assert cf.blocks == 2 and "T1[g1, g1]" in str(cf)
-    assert_at_points(cf, sf.modified_equation(optimizer, *SEPTIC, order), *SEPTIC)
-
 
 def test_gradient_descent_ascent_with_player_blocks_of_any_size():
     """The same coordinate-free result serves a game with 2 + 1 parameters."""
