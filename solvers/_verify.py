@@ -190,18 +190,25 @@ def _state_step(me, lr) -> float:
     return float(lr ** (1 / float(exponent)))
 
 
+#: Iterates beyond this size count as diverged (their squares would overflow float64).
+HUGE = 1e100
+
+
 def _diverged(optimizer, lr, start, state):
-    if not np.all(np.isfinite(np.asarray(state))):
+    state = np.asarray(state)
+    if not np.all(np.isfinite(state)) or np.max(np.abs(state)) > HUGE:
         raise SymflowError(f"{optimizer!r} diverged at lr = {lr} from x0 = "
                            f"{list(map(float, start))}; use smaller learning rates")
 
 
-def _transient(cmap, me, start, extra, lr, n, hyper, manifold_fn):
+def _transient(optimizer, cmap, me, start, extra, lr, n, hyper, manifold_fn):
     """Runs from the manifold and from the initial memory, compared step by step."""
     d = cmap.n_params
     on = cmap.trajectory(cmap.start(start, extra, manifold_memory(me, start, lr, hyper)),
                          extra, n)
     off = cmap.trajectory(cmap.start(start, extra), extra, n)
+    _diverged(optimizer, lr, start, on[-1])
+    _diverged(optimizer, lr, start, off[-1])
     theta_gap = np.linalg.norm(np.asarray(off[:, :d] - on[:, :d]), axis=1)
     manifold = np.asarray(manifold_fn(off[:, :d].T))
     memory_gap = np.linalg.norm(np.asarray(off[:, d:]).T - manifold, axis=0)
@@ -304,12 +311,12 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
             if reduced_memory:
                 fn = lambda th: manifold_fn(th, jnp.concatenate(  # noqa: E731
                     [jnp.array([lr]), hyper_vector(hyper_syms, hyper)]))
-                target, tr = _transient(cmap, me, start, extra, lr, n, hyper, fn)
+                target, tr = _transient(optimizer, cmap, me, start, extra, lr, n, hyper, fn)
                 transients.append(tr)
                 offsets.append(float(tr.theta_gap[-1]))
             else:
                 target = cmap.final(start, extra, n)
-            _diverged(optimizer, lr, start, target)
+                _diverged(optimizer, lr, start, target)
         steps.append(step)
         ts = np.array([0.0, n * step])
         for p in orders:

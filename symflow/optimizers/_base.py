@@ -177,9 +177,11 @@ class VelocityMemory:
                          1 / delta)
 
 
-def hyper_value(value, name: str):
+def hyper_value(value, name: str, requirement: str = "a finite real number"):
     """A hyperparameter as an exact SymPy value: a number (floats read as the rationals
-    they were written as) or an expression in symbols; strings and booleans are refused."""
+    they were written as) or an expression in symbols; strings and booleans are refused.
+    ``requirement`` completes the message "``name`` must be ..." for a number that is not
+    finite and real."""
     from .._errors import SymflowError
     from .._validate import rationalize
 
@@ -192,42 +194,31 @@ def hyper_value(value, name: str):
         raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
                            "expression") from err
     if not value.free_symbols and (not value.is_real or not value.is_finite):
-        raise SymflowError(f"got {name}={value}; {name} must be a finite real number")
+        raise SymflowError(f"got {name}={value}; {name} must be {requirement}")
     return value
 
 
-def check_unit_interval(value, name: str, closed_left: bool = True):
-    """Validate a numeric hyperparameter in [0, 1) (or (0, 1)); symbols pass through."""
+def _check_number(value, name, ok, requirement):
     from .._errors import SymflowError
 
-    value = hyper_value(value, name)
-    if value.free_symbols:
-        return value
-    if not ((value >= 0) if closed_left else (value > 0)) or not value < 1:
-        interval = "[0, 1)" if closed_left else "(0, 1)"
-        hint = " (1 would never forget: no relaxation)" if value == 1 else ""
-        raise SymflowError(f"got {name}={value}; {name} must lie in {interval}{hint} "
-                           "(a number, or a SymPy symbol)")
+    value = hyper_value(value, name, requirement)
+    if not value.free_symbols and not ok(value):
+        raise SymflowError(f"got {name}={value}; {name} must be {requirement}")
     return value
+
+
+def check_unit_interval(value, name: str):
+    """Validate a decay rate in [0, 1) (1 would never forget); symbols pass through."""
+    return _check_number(value, name, lambda v: 0 <= v < 1,
+                         "in [0, 1) (a number, or a SymPy symbol; 1 would never forget)")
 
 
 def check_positive(value, name: str):
     """Validate a numeric hyperparameter > 0; symbols pass through."""
-    from .._errors import SymflowError
-
-    value = hyper_value(value, name)
-    if not value.free_symbols and not value > 0:
-        raise SymflowError(f"got {name}={value}; {name} must be a positive number "
-                           "(or a SymPy symbol)")
-    return value
+    return _check_number(value, name, lambda v: v > 0, "a positive number (or a SymPy symbol)")
 
 
 def check_nonnegative(value, name: str):
     """Validate a numeric hyperparameter >= 0; symbols pass through."""
-    from .._errors import SymflowError
-
-    value = hyper_value(value, name)
-    if not value.free_symbols and not value >= 0:
-        raise SymflowError(f"got {name}={value}; {name} must be a non-negative number "
-                           "(or a SymPy symbol)")
-    return value
+    return _check_number(value, name, lambda v: v >= 0,
+                         "a non-negative number (or a SymPy symbol)")
