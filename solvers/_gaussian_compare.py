@@ -67,6 +67,9 @@ def _as_law(mu, Sigma, what):
     except (TypeError, ValueError) as exc:
         raise SymflowError(f"the {what} law has non-numeric entries ({exc}); substitute "
                            "numbers for its symbols first (expr.subs({...}))") from exc
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(S))):
+        raise SymflowError(f"the {what} law has non-finite entries (nan or inf); give finite "
+                           "numbers")
     d = mu.shape[0]
     if S.shape != (d, d):
         raise SymflowError(f"got a {what} covariance of shape {S.shape} for a mean of length "
@@ -165,6 +168,10 @@ def compare_to_gaussian(samples, mean, cov, sample_axis=0) -> GaussianComparison
                            "(sample_axis=1)")
     if sample_axis == 1:
         x = x.T
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.all(np.isfinite(x), axis=1)))
+        raise SymflowError(f"got {bad} sample(s) with nan or inf entries (a diverged path?); "
+                           "drop them or fix the run before comparing with a law")
     n, d = x.shape
     mu, S = _as_law(mean, cov, "target")
     if mu.shape[0] != d:

@@ -263,6 +263,9 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss=N
         raise SymflowError(f"got {len(xs)} training inputs and {ys.size} targets; give one "
                            "target per input")
     theta0 = jnp.asarray(np.asarray(theta0, dtype=float).ravel())
+    if not (np.all(np.isfinite(ys)) and np.all(np.isfinite(theta0))):
+        raise SymflowError("got non-finite values (nan or inf) in y_train or theta0; give "
+                           "finite numbers")
     if not (isinstance(T, numbers.Real) and T > 0 and math.isfinite(T)):
         raise SymflowError(f"got T={T!r}; the training time must be a positive number")
     ts = np.array([0.0, float(T)]) if ts is None else np.asarray(ts, dtype=float)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -139,26 +140,49 @@ def _bucket(width) -> int:
     return max(8, 1 << int(np.ceil(np.log2(max(width, 1)))))
 
 
-def _check_shapes(params, x, u):
-    if not params:
-        raise SymflowError("got no layers; give params=[(W1, b1), (W2, b2), ...]")
-    d = np.shape(x)[-1]
+def _read_networks(params, x, u, batched):
+    """Float arrays ``(params, x, u)`` and the widths ``[d_in, d_1, ..., d_l]``, checked.
+
+    With ``batched`` every array carries a leading axis of one common length (networks)."""
+    lead = int(batched)
+    if isinstance(params, np.ndarray) or not isinstance(params, (list, tuple)) or not params:
+        raise SymflowError(f"got params of type {type(params).__name__}; give a non-empty list "
+                           "of layers [(W1, b1), (W2, b2), ...]")
+    try:
+        layers = [(np.asarray(W, float), np.asarray(b, float)) for W, b in params]
+        x, u = np.asarray(x, float), np.asarray(u, float)
+    except (TypeError, ValueError) as exc:
+        raise SymflowError(f"could not read the network ({exc}); give params=[(W1, b1), (W2, "
+                           "b2), ...] with numeric arrays W (out, in) and b (out,), and numeric "
+                           "vectors x and u") from None
+    arrays = [x, u] + [a for layer in layers for a in layer]
+    if x.ndim != 1 + lead or u.ndim != 1 + lead:
+        raise SymflowError(f"got x of shape {x.shape} and u of shape {u.shape}; give "
+                           + ("(n, d) arrays, one row per network" if batched else "vectors"))
+    if batched and len({a.shape[0] if a.ndim else -1 for a in arrays}) != 1:
+        raise SymflowError("the arrays have different numbers of networks (leading axes "
+                           f"{sorted({a.shape[0] if a.ndim else 0 for a in arrays})}); give "
+                           "every W, b, x and u the same leading batch axis")
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise SymflowError("got non-finite values (nan or inf) in the weights, biases, input "
+                           "or readout; give finite numbers")
+    d = x.shape[-1]
     widths = [d]
-    for t, (W, b) in enumerate(params):
-        ws, bs = np.shape(W), np.shape(b)
-        if len(ws) < 2 or ws[-1] != d:
+    for t, (W, b) in enumerate(layers):
+        ws, bs = W.shape[lead:], b.shape[lead:]
+        if len(ws) != 2 or ws[1] != d:
             raise SymflowError(
                 f"layer shapes do not chain: layer {t + 1} has W of shape {ws} but receives a "
                 f"vector of size {d}; W^(t) must have shape (width_out, {d})")
-        if bs[-1] != ws[-2]:
-            raise SymflowError(f"layer {t + 1}: b has shape {bs} but W has {ws[-2]} rows; "
+        if bs != ws[:1]:
+            raise SymflowError(f"layer {t + 1}: b has shape {bs} but W has {ws[0]} rows; "
                                "give one bias per output unit")
-        d = ws[-2]
+        d = ws[0]
         widths.append(d)
-    if np.shape(u)[-1] != d:
-        raise SymflowError(f"the readout u has shape {np.shape(u)} but the network outputs "
+    if u.shape[-1] != d:
+        raise SymflowError(f"the readout u has shape {u.shape[lead:]} but the network outputs "
                            f"{d} values; give u of size {d}")
-    return widths
+    return layers, x, u, widths
 
 
 def _pad(params, x, u, widths):
@@ -191,9 +215,9 @@ def check_penalty(params, x, u, activation="tanh") -> dict:
         >>> round(float(out["ratio"]["spectral"]), 12), round(float(out["ratio"]["max"]), 3)
         (1.0, 0.5)
     """
-    widths = _check_shapes(params, x, u)
-    params = [(np.asarray(W)[None], np.asarray(b)[None]) for W, b in params]
-    lhs, rhs, _, _ = _check_jit(*_pad(params, np.asarray(x)[None], np.asarray(u)[None], widths),
+    params, x, u, widths = _read_networks(params, x, u, batched=False)
+    params = [(W[None], b[None]) for W, b in params]
+    lhs, rhs, _, _ = _check_jit(*_pad(params, x[None], u[None], widths),
                                 _activation_index(activation), False)
     lhs = np.asarray(lhs)[0]
     rhs = float(rhs[0])
@@ -209,9 +233,8 @@ def check_penalty_batch(params, x, u, activation="tanh"):
     ``x``: ``(n, d_in)``, ``u``: ``(n, d_out)``. Returns ``(lhs, rhs)`` with ``lhs`` of
     shape ``(n, 6)`` (one column per norm of :data:`NORMS`) and ``rhs`` of shape ``(n,)``.
     """
-    widths = _check_shapes([(W[0], b[0]) for W, b in params], x[0], u[0])
-    params = [(np.asarray(W), np.asarray(b)) for W, b in params]
-    lhs, rhs, _, _ = _check_jit(*_pad(params, np.asarray(x), np.asarray(u), widths),
+    params, x, u, widths = _read_networks(params, x, u, batched=True)
+    lhs, rhs, _, _ = _check_jit(*_pad(params, x, u, widths),
                                 _activation_index(activation), False)
     return lhs, rhs
 
@@ -386,8 +409,10 @@ def penalty_study(n_networks=10_000, seed=0, max_depth=5, max_width=64, chunk=25
         >>> st.violations()["spectral"], st.violations()["frobenius"]
         (0, 0)
     """
-    if isinstance(n_networks, bool) or not isinstance(n_networks, int) or n_networks < 1:
-        raise SymflowError(f"got n_networks={n_networks!r}; give a positive integer")
+    for name, value in (("n_networks", n_networks), ("max_depth", max_depth),
+                        ("max_width", max_width), ("chunk", chunk)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise SymflowError(f"got {name}={value!r}; {name} must be a positive integer")
     widths = random_architectures(n_networks, seed, max_depth, max_width)
     acts = np.arange(n_networks) % len(ACTIVATIONS)
     buckets = np.array([_bucket(w.max()) for w in widths])

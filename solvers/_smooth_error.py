@@ -114,11 +114,14 @@ def smoothing_error(expr, x, kernel="gaussian", widths=(0.4, 0.2, 0.1, 0.05, 0.0
         (1.0, 2.0)
     """
     widths = np.asarray(widths, dtype=float)
-    if widths.ndim != 1 or len(widths) < 2 or np.any(widths <= 0):
+    if widths.ndim != 1 or len(widths) < 2 or not np.all(np.isfinite(widths) & (widths > 0)):
         raise SymflowError(f"got widths={widths.tolist()}; give at least two positive widths")
-    lo, hi = map(float, window)
-    if not hi > lo:
-        raise SymflowError(f"got window={window}; give (a, b) with a < b")
+    try:
+        lo, hi = map(float, window)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise SymflowError(f"got window={window!r}; give two finite numbers (a, b) with a < b")
     s = sp.Symbol("s", positive=True)
     fs = smooth(expr, x, kernel, s)
     expr = sp.sympify(expr)

@@ -62,15 +62,20 @@ _DPS = 30
 def _matrix(obj, what):
     """A SymPy Matrix from a scalar, nested list, numpy array or SymPy matrix."""
     if isinstance(obj, sp.MatrixBase):
-        return sp.Matrix(obj)
-    if isinstance(obj, (numbers.Number, sp.Expr)):
-        return sp.Matrix([[sp.sympify(obj)]])
-    try:
-        tolist = getattr(obj, "tolist", None)
-        return sp.Matrix(tolist() if tolist else obj)
-    except (TypeError, ValueError, sp.SympifyError) as exc:
-        raise SymflowError(f"got {what}={obj!r}; give a number, a list or a SymPy/numpy "
-                           "matrix") from exc
+        M = sp.Matrix(obj)
+    elif isinstance(obj, (numbers.Number, sp.Expr)):
+        M = sp.Matrix([[sp.sympify(obj)]])
+    else:
+        try:
+            tolist = getattr(obj, "tolist", None)
+            M = sp.Matrix(tolist() if tolist else obj)
+        except (TypeError, ValueError, sp.SympifyError) as exc:
+            raise SymflowError(f"got {what}={obj!r}; give a number, a list or a SymPy/numpy "
+                               "matrix") from exc
+    if any(e.is_number and e.is_finite is not True for e in M):
+        raise SymflowError(f"got {what}={M.tolist()} with a non-finite entry (nan or inf); "
+                           "give finite numbers")
+    return M
 
 
 def _is_numeric(*mats) -> bool:

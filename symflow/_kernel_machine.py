@@ -83,6 +83,9 @@ def _check_data(x_train, y_train, inputs, params):
         points.append(tuple(rationalize(sp.sympify(c)) for c in point))
     targets = tuple(rationalize(sp.sympify(y)) for y in y_train)
     for value in [c for p in points for c in p] + list(targets):
+        if value.is_number and value.is_finite is not True:
+            raise SymflowError(f"got the data value {value}; training inputs and targets must "
+                               "be finite numbers or symbols")
         if value.free_symbols & (set(params) | set(inputs)):
             raise SymflowError(f"got the data value {value}, which involves the model's inputs "
                                "or parameters; data are numbers or other symbols")

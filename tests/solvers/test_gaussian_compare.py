@@ -53,3 +53,8 @@ def test_bad_inputs_get_clear_errors():
         sv.compare_to_gaussian(x, [0, 0], sp.Matrix([[sp.Symbol("a"), 0], [0, 1]]))
     with pytest.raises(sf.SymflowError, match="at least 4 samples"):
         sv.compare_to_gaussian(np.zeros((3, 2)), [0, 0], np.eye(2))
+    x[7, 1] = np.nan
+    with pytest.raises(sf.SymflowError, match="1 sample"):
+        sv.compare_to_gaussian(x, [0, 0], np.eye(2))
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sv.gaussian_divergences([0.0], [[np.nan]], [0.0], [[1.0]])

@@ -89,6 +89,8 @@ def test_bad_input():
         sv.path_kernel(lambda th, x: th * x, TH0, XQ, T=1.0, x_train=XS, y_train=YS)
     with pytest.raises(sf.SymflowError, match="choose one of"):
         sv.path_kernel(mlp, TH0, XQ, T=1.0, x_train=XS, y_train=YS, loss="hinge")
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sv.path_kernel(mlp, TH0 * np.nan, XQ, T=1.0, x_train=XS, y_train=YS)
     x, w = sp.symbols("x w")
     km = sf.kernel_machine(w * x, [w], [x], [sp.Symbol("a")], [1])
     with pytest.raises(sf.SymflowError, match="symbolic training data"):

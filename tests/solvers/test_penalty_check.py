@@ -103,6 +103,17 @@ def test_bad_inputs_get_clear_errors():
         sv.check_penalty([(W, np.zeros(3))], np.zeros(2), np.ones(3), "swish")
     with pytest.raises(sf.SymflowError, match="n_networks"):
         sv.penalty_study(n_networks=0)
+    with pytest.raises(sf.SymflowError, match="max_depth"):
+        sv.penalty_study(n_networks=8, max_depth=0)
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sv.check_penalty([(W, np.zeros(3))], np.array([np.nan, 0.0]), np.ones(3))
+    with pytest.raises(sf.SymflowError, match=r"list of layers \[\(W1, b1\)"):
+        sv.check_penalty(W, np.zeros(2), np.ones(3))
+    with pytest.raises(sf.SymflowError, match="could not read"):
+        sv.check_penalty([W], np.zeros(2), np.ones(3))
+    with pytest.raises(sf.SymflowError, match="same leading batch axis"):
+        sv.check_penalty_batch([(np.ones((4, 3, 2)), np.zeros((4, 3)))], np.zeros((5, 2)),
+                               np.ones((4, 3)))
 
 
 @pytest.mark.slow

@@ -38,3 +38,7 @@ def test_bad_inputs_get_clear_errors():
         sv.smoothing_error(sp.Abs(x), x, widths=(0.1,))
     with pytest.raises(sf.SymflowError, match="window"):
         sv.smoothing_error(sp.Abs(x), x, window=(1, -1))
+    with pytest.raises(sf.SymflowError, match="window"):
+        sv.smoothing_error(sp.Abs(x), x, window=(-1, float("inf")))
+    with pytest.raises(sf.SymflowError, match="two positive widths"):
+        sv.smoothing_error(sp.Abs(x), x, widths=(0.1, float("nan")))

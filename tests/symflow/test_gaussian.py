@@ -157,3 +157,7 @@ def test_bad_covariances_get_clear_errors():
     a, b = sp.symbols("a b", positive=True)
     with pytest.raises(sf.SymflowError, match="SymPy proves"):
         sf.gaussian_kl([0, 0], sp.diag(a, -b), [0, 0], sp.eye(2))
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sf.gaussian_kl([float("nan")], [[1.0]], [0], [[1.0]])
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sf.gaussian_w2([0], [[float("inf")]], [0], [[1.0]])

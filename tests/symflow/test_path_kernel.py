@@ -66,6 +66,7 @@ def test_display():
     ((w * x, [w], [x], [], []), "at least one example"),
     ((w * x, [w], [x], [(1, 2)], [0]), "1 coordinate"),
     ((w * x, [w], [x], [w], [0]), "data value"),
+    ((w * x, [w], [x], [float("nan")], [0]), "finite numbers"),
     ((w * x, [w], [x], 3, [0]), "two lists"),
     ((w * x, [w], ["x"], [1], [0]), "input"),
 ])
