@@ -97,50 +97,61 @@ class ImplicitRegularization:
                 f"and gradient flow (GF), t in [0, {self.times[-1]:g}]\n" + self.table())
 
     def plot(self, path=None):
-        r"""One figure: :math:`L` and :math:`\lVert\nabla L\rVert^2` relative to gradient flow
-        (dots GD, lines the regularized flow), distances to GD, and the largest distance
-        against :math:`h` with :math:`h\lambda_{\max}`; saved when ``path`` is given."""
+        r"""One figure. Top: :math:`L` and :math:`\lVert\nabla L\rVert^2` relative to gradient
+        flow (dots GD, lines the regularized flow) and the distances to GD along the way;
+        bottom: the largest distance against :math:`h`, and :math:`h\lambda_{\max}` along the
+        GD path (stability limit 2). Saved when ``path`` is given."""
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 4, figsize=(18, 4.4), constrained_layout=True)
+        fig, ax = plt.subplot_mosaic([["loss", "grad", "dist"], ["gap", "gap", "sharp"]],
+                                     figsize=(15, 8.5), constrained_layout=True)
         t = self.times
         colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(self.lrs)))
-        for ax, key, name in ((axes[0], "loss", "L"), (axes[1], "grad_sq", "|grad L|^2")):
-            base = self.flow[key]
-            for c, h, g, r in zip(colors, self.lrs, self.gd, self.regularized):
-                ax.plot(t, g[key] / base - 1, "o", ms=3.5, color=c, label=f"GD, h = {h:g}")
-                ax.plot(t, r[key] / base - 1, "-", color=c, lw=1.3)
-            ax.axhline(0.0, color="k", lw=0.8, ls=":")
-            ax.set_yscale("symlog", linthresh=1e-3)
-            ax.set_xlabel("t = n h")
-            ax.set_title(f"{name} / ({name} of gradient flow) - 1:\ndots GD, lines flow of "
-                         "L + h/4 |grad L|^2", fontsize=9)
-        axes[0].legend(fontsize=7)
-        for c, h, g, r in zip(colors, self.lrs, self.gd, self.regularized):
-            axes[2].semilogy(t, np.linalg.norm(g["params"] - r["params"], axis=-1), "-",
-                             color=c, label=f"h = {h:g}")
-            axes[2].semilogy(t, np.linalg.norm(g["params"] - self.flow["params"], axis=-1),
-                             ":", color=c)
-        axes[2].set_xlabel("t = n h")
-        axes[2].set_title("|theta_GD - theta_flow|:\nsolid regularized flow, dotted gradient flow",
-                          fontsize=9)
-        axes[2].legend(fontsize=7)
-        ax = axes[3]
+        runs = list(zip(colors, self.lrs, self.gd, self.regularized, self.h_sharpness))
+        reg = r"$L + \frac{h}{4}|\nabla L|^2$"
+        for key, name in (("loss", "$L$"), ("grad", r"$|\nabla L|^2$")):
+            field = "loss" if key == "loss" else "grad_sq"
+            base = self.flow[field]
+            for c, h, g, r, _ in runs:
+                ax[key].plot(t, g[field] / base - 1, "o", ms=3.5, color=c, label=f"GD, h = {h:g}")
+                ax[key].plot(t, r[field] / base - 1, "-", color=c, lw=1.3)
+            ax[key].axhline(0.0, color="k", lw=0.8, ls=":")
+            ax[key].set_yscale("symlog", linthresh=1e-3)
+            ax[key].set_xlabel("t = n h")
+            ax[key].set_title(f"{name} relative to gradient flow (ratio - 1):\n"
+                              f"dots GD, lines the flow of {reg}", fontsize=10)
+        ax["loss"].legend(fontsize=8)
+        for c, h, g, r, _ in runs:
+            ax["dist"].semilogy(t, np.linalg.norm(g["params"] - r["params"], axis=-1), "-",
+                                color=c, label=f"h = {h:g}")
+            ax["dist"].semilogy(t, np.linalg.norm(g["params"] - self.flow["params"], axis=-1),
+                                ":", color=c)
+        ax["dist"].set_xlabel("t = n h")
+        ax["dist"].set_title(r"$|\theta_{GD} - \theta_{flow}|$: solid the flow of " + reg
+                             + ",\ndotted gradient flow", fontsize=10)
+        ax["dist"].legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.93))
         gaps = self.gaps()
-        ax.loglog(self.lrs, gaps["regularized"], "o-", label="flow of L + h/4 |grad L|^2 (O(h^2))")
-        ax.loglog(self.lrs, gaps["gradient flow"], "s--", label="gradient flow (O(h))")
-        ax.set_xticks(self.lrs, [f"{h:g}" for h in self.lrs], minor=False)
-        ax.minorticks_off()
-        ax.set_xlabel("learning rate h")
-        ax.set_ylabel("max_t |theta_GD - theta_flow|")
+        a = ax["gap"]
+        a.loglog(self.lrs, gaps["regularized"], "o-", label=f"flow of {reg}: O($h^2$)")
+        a.loglog(self.lrs, gaps["gradient flow"], "s--", label="gradient flow: O($h$)")
+        a.set_xticks(self.lrs, [f"{h:g}" for h in self.lrs], minor=False)
+        a.minorticks_off()
+        a.set_xlabel("learning rate h")
+        a.set_ylabel(r"$\max_t |\theta_{GD} - \theta_{flow}|$")
         for h, hs, y in zip(self.lrs, self.h_sharpness, gaps["regularized"]):
-            ax.annotate(f"h lam_max\n<= {hs.max():.2f}", (h, y), fontsize=7,
-                        textcoords="offset points", xytext=(4, -18))
-        ax.set_title("where the explicit regularizer stops tracking GD\n"
-                      "(h lam_max -> 2: edge of stability)", fontsize=9)
-        ax.legend(fontsize=7)
+            a.annotate(rf"$h\lambda_{{\max}} \leq {hs.max():.2f}$", (h, y), fontsize=8,
+                       textcoords="offset points", xytext=(6, -14))
+        a.set_title("where the explicit regularizer stops tracking GD", fontsize=10)
+        a.legend(fontsize=9)
+        for c, h, _, _, hs in runs:
+            ax["sharp"].plot(t, hs, "o-", ms=3, color=c, label=f"h = {h:g}")
+        ax["sharp"].axhline(2.0, color="r", lw=1, ls="--", label="stability limit 2")
+        ax["sharp"].set_xlabel("t = n h")
+        ax["sharp"].set_title(r"$h\lambda_{\max}$ along the GD path (power iteration)",
+                              fontsize=10)
+        ax["sharp"].legend(fontsize=8, ncol=2, loc="center", bbox_to_anchor=(0.5, 0.62))
         if path:
-            fig.savefig(path, dpi=120)
+            fig.savefig(path, dpi=110)
         return fig
 
 
@@ -169,6 +180,8 @@ def implicit_regularization(loss_fn, params0, batch, lrs, T, n_saves=40, rtol=1e
         Number of common save times :math:`t_j = jT/n_{saves}`.
     """
     lrs = np.array(sorted(check_lr(lr) for lr in lrs))
+    if not len(lrs):
+        raise SymflowError("got lrs=[]; give at least one learning rate")
     if isinstance(n_saves, bool) or not isinstance(n_saves, int) or n_saves < 1:
         raise SymflowError(f"got n_saves={n_saves!r}; give a positive integer")
     dt = float(T) / n_saves

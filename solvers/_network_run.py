@@ -32,7 +32,7 @@ from symflow._linear_rule import THETA, linear_rule
 
 from ._compile import hyper_vector, vector_function
 from ._iterate import check_lr
-from ._tree_eval import axpy, check_inputs, check_params, project, tmap
+from ._tree_eval import axpy, check_inputs, check_params, freeze_hyper, project, tmap
 
 
 class NetworkOptimizer:
@@ -103,6 +103,12 @@ class NetworkOptimizer:
             raise SymflowError(f"got {len(memory0)} memory pytree(s); {self.rule.optimizer!r} "
                                f"keeps {self.n_memory}")
         memory0 = tuple(check_params(m, f"memory0[{j}]") for j, m in enumerate(memory0))
+        shapes = jax.tree_util.tree_map(jnp.shape, params)
+        for j, m in enumerate(memory0):
+            if jax.tree_util.tree_map(jnp.shape, m) != shapes:
+                raise SymflowError(f"got memory0[{j}] with leaf shapes "
+                                   f"{jax.tree_util.tree_map(jnp.shape, m)}; each memory pytree "
+                                   f"must be shaped like params: {shapes}")
         return params, memory0
 
     def _driver(self, compiled):
@@ -117,18 +123,22 @@ class NetworkOptimizer:
         """``observe(params_k)`` for ``k = every, 2 every, ...`` up to ``n_steps``, and the
         final state. ``observe`` is a JAX function of the parameters (compiled once per
         function and number of observations)."""
+        if not callable(observe):
+            raise SymflowError(f"got observe={observe!r}; pass a JAX function of the parameters, "
+                               "e.g. lambda p: loss_fn(p, batch)")
         state = self.start(params, batch, memory0)
-        n_steps, every = _check_steps(n_steps), _check_steps(every)
-        if every < 1:
-            raise SymflowError("got every=0; observe every 1 or more steps")
+        n_steps, every = _check_steps(n_steps), _check_steps(every, "every")
+        if not 1 <= every <= n_steps:
+            raise SymflowError(f"got every={every} with n_steps={n_steps}; observe every 1 to "
+                               "n_steps steps")
         state, obs = self._trajectory(state, batch, check_lr(lr), every, n_steps // every,
                                       observe)
         return obs, state
 
 
-def _check_steps(n):
+def _check_steps(n, name="n_steps"):
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise SymflowError(f"got n_steps={n!r}; give a non-negative integer")
+        raise SymflowError(f"got {name}={n!r}; give a non-negative integer")
     return n
 
 
@@ -143,8 +153,7 @@ def network_optimizer(optimizer, loss_fn, hyper=None) -> NetworkOptimizer:
         raise SymflowError(f"got loss_fn={loss_fn!r}; pass a function loss_fn(params, batch)")
     rule = optimizer.rule if isinstance(optimizer, sf.CoordinateFreeEquation) else \
         linear_rule(optimizer)
-    return _cached(rule, loss_fn, tuple(sorted((str(k), float(v)) for k, v in
-                                              (hyper or {}).items())))
+    return _cached(rule, loss_fn, freeze_hyper(hyper))
 
 
 @functools.lru_cache(maxsize=32)

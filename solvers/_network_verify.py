@@ -127,8 +127,12 @@ def verify_order_network(optimizer, loss_fn, params0, batch, lrs, T, orders=(0, 
         raise SymflowError(f"got lrs={list(lrs)}; a slope needs at least two learning rates")
     if cf is None:
         cf = sf.modified_equation(optimizer, order=max(orders))
+    elif not isinstance(cf, sf.CoordinateFreeEquation) or cf.optimizer != optimizer:
+        raise SymflowError(f"got cf={cf!r}; pass sf.modified_equation(optimizer, order=k) of "
+                           f"the same optimizer, {optimizer!r}, or leave it out")
     elif cf.order < max(orders):
-        raise SymflowError(f"the given equation has order {cf.order} < max(orders)")
+        raise SymflowError(f"got cf of order {cf.order}; orders={list(orders)} needs order "
+                           f"{max(orders)}")
     field = network_field(cf, loss_fn, hyper)
     run = network_optimizer(cf, loss_fn, hyper)
     params0 = field.prepare(params0, batch)

@@ -24,19 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from symflow import SymflowError
+
 from ._tree_eval import check_loss_fn, check_params
 
 
 @functools.lru_cache(maxsize=32)
-def _power(loss_fn, iters):
-    def run(params, batch, v0):
+def _power(loss_fn):
+    """Jitted power iteration for ``loss_fn`` (the number of iterations is a run-time input)."""
+    def run(params, batch, v0, iters):
         flat, unravel = ravel_pytree(params)
         grad = lambda p: ravel_pytree(jax.grad(loss_fn)(unravel(p), batch))[0]  # noqa: E731
         hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]  # noqa: E731
 
         def body(_, v):
             w = hvp(v)
-            return w / jnp.linalg.norm(w)
+            norm = jnp.linalg.norm(w)
+            return w / jnp.where(norm > 0, norm, 1.0)  # H v = 0: stays 0 (sharpness 0)
 
         v = jax.lax.fori_loop(0, iters, body, v0 / jnp.linalg.norm(v0))
         return v @ hvp(v)
@@ -46,8 +50,10 @@ def _power(loss_fn, iters):
 
 def sharpness(loss_fn, params, batch, iters: int = 100, seed: int = 0) -> float:
     """The Hessian eigenvalue of largest magnitude at ``params`` (power iteration, ``iters`` steps)."""
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise SymflowError(f"got iters={iters!r}; give a positive number of power iterations")
     params = check_params(params)
     check_loss_fn(loss_fn, params, batch)
     size = ravel_pytree(params)[0].size
     v0 = jnp.asarray(np.random.default_rng(seed).normal(size=size))
-    return float(_power(loss_fn, int(iters))(params, batch, v0))
+    return float(_power(loss_fn)(params, batch, v0, iters))

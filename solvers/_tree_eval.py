@@ -51,6 +51,8 @@ import symflow as sf
 from symflow import SymflowError
 from symflow._trees import sort_key
 
+from ._iterate import check_lr
+
 tmap = jax.tree_util.tree_map
 #: The unit weight of a single tree's own value (identity-compared: no scaling, no division).
 ONE = 1.0
@@ -75,20 +77,41 @@ def project(v, color: int, blocks: int):
 # -- input checks ------------------------------------------------------------------------------
 
 def check_params(params, what: str = "params"):
-    """Raise unless every leaf of ``params`` is a floating array; return them as float64 arrays."""
+    """Raise unless every leaf of ``params`` is a finite floating array; return them as float64."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
     if not leaves:
         raise SymflowError(f"got {what} with no array leaves; pass a pytree of float arrays "
                            "(a dict, list or tuple of jnp arrays)")
     for path, leaf in leaves:
         dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        name = jax.tree_util.keystr(path) or "the root"
         if not jnp.issubdtype(dtype, jnp.floating):
-            name = jax.tree_util.keystr(path) or "the root"
             raise SymflowError(
                 f"got a {dtype} leaf at {what}{name}; parameters are differentiated, so every "
                 "leaf must be a floating-point array: cast it, e.g. "
                 "jnp.asarray(x, dtype=jnp.float64)")
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise SymflowError(f"got NaN or inf in {what}{name}; start from finite values")
     return tmap(lambda leaf: jnp.asarray(leaf, dtype=jnp.float64), params)
+
+
+def freeze_hyper(hyper) -> tuple:
+    """``{name: number}`` hyperparameter values as a sorted tuple of ``(name, float)`` (hashable)."""
+    if hyper is None:
+        return ()
+    if not isinstance(hyper, dict):
+        raise SymflowError(f"got hyper={hyper!r}; pass a dict of numbers, e.g. {{'beta': 0.9}}")
+    out = []
+    for name, value in hyper.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number):
+            raise SymflowError(f"got hyper[{name!r}] = {value!r}; hyperparameter values must be "
+                               "finite numbers")
+        out.append((str(name), number))
+    return tuple(sorted(out))
 
 
 def check_loss_fn(loss_fn, params, batch):
@@ -297,7 +320,8 @@ class NetworkField:
         order = self.order if order is None else order
         if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= self.order:
             raise SymflowError(f"got order={order!r}; choose an integer in 0..{self.order}")
-        return jnp.array([float(lr) ** k if k <= order else 0.0 for k in range(self.order + 1)])
+        lr = check_lr(lr)
+        return jnp.array([lr ** k if k <= order else 0.0 for k in range(self.order + 1)])
 
     def prepare(self, params, batch):
         """Check the inputs once per parameter structure; return float64 parameters."""
@@ -323,19 +347,15 @@ def network_field(cf, loss_fn, hyper=None) -> NetworkField:
         raise SymflowError(
             f"got {type(cf).__name__}; pass a coordinate-free equation, "
             "sf.modified_equation(optimizer, order=k) without a loss")
-    return _cached_field(cf.field, loss_fn, _freeze(hyper), "the field")
+    return _cached_field(cf.field, loss_fn, freeze_hyper(hyper), "the field")
 
 
 def manifold_fields(cf, loss_fn, hyper=None) -> tuple:
     """:class:`NetworkField` of each memory slot's invariant manifold :math:`M_h(\\theta)`."""
     if cf.manifold is None:
         raise SymflowError(f"{cf.optimizer!r} keeps no memory; it has no invariant manifold")
-    return tuple(_cached_field(m, loss_fn, _freeze(hyper), f"memory slot {j}")
+    return tuple(_cached_field(m, loss_fn, freeze_hyper(hyper), f"memory slot {j}")
                  for j, m in enumerate(cf.manifold))
-
-
-def _freeze(hyper):
-    return tuple(sorted((str(k), float(v)) for k, v in (hyper or {}).items()))
 
 
 @functools.lru_cache(maxsize=32)

@@ -89,7 +89,7 @@ def test_pytree_runner_and_manifold_match_the_concrete_iterates():
 
 
 def test_sharpness_by_power_iteration():
-    hess = np.asarray(jax.hessian(lambda v: loss_fn({"a": v[0], "bc": v[1:]}, None))(
+    hess = np.asarray(jax.jit(jax.hessian(lambda v: loss_fn({"a": v[0], "bc": v[1:]}, None)))(
         jnp.array(FLAT)))
     top = np.max(np.abs(np.linalg.eigvalsh(hess)))
     assert abs(sv.sharpness(loss_fn, POINT, None, iters=100) - top) < 1e-8 * top
@@ -136,3 +136,18 @@ def test_other_bad_input():
                          game_fn)(POINT, None, 0.1)
     with pytest.raises(sf.SymflowError, match="element-wise"):
         sv.network_optimizer(sf.RMSprop(rho=0.9, eps=1e-8), loss_fn)
+    with pytest.raises(sf.SymflowError, match=r"NaN or inf in params\['bc'\]"):
+        field({"a": jnp.array(0.4), "bc": jnp.array([jnp.nan, 0.3])}, None, 0.1)
+    with pytest.raises(sf.SymflowError, match="lr=-0.1"):
+        field(POINT, None, -0.1)
+    with pytest.raises(sf.SymflowError, match="finite numbers"):
+        sv.network_field(sf.modified_equation(sf.HeavyBall(beta=beta), order=1), loss_fn,
+                         hyper={"beta": "x"})
+    heavy_ball = sv.network_optimizer(sf.HeavyBall(beta=0.5), loss_fn)
+    with pytest.raises(sf.SymflowError, match=r"memory0\[0\] with leaf shapes"):
+        heavy_ball.final(POINT, None, 0.1, 2, ({"a": jnp.array(0.0), "bc": jnp.zeros(3)},))
+    with pytest.raises(sf.SymflowError, match="iters=0"):
+        sv.sharpness(loss_fn, POINT, None, iters=0)
+    with pytest.raises(sf.SymflowError, match="same optimizer"):
+        sv.verify_order_network(sf.GD(), loss_fn, POINT, None, lrs=[0.1, 0.05], T=0.2,
+                                cf=sf.modified_equation(sf.HeavyBall(beta=0.5), order=1))
