@@ -37,6 +37,37 @@ def test_jax_autodiff_matches_the_exact_derivation(activation):
     assert out["rhs"] == pytest.approx(float(ev["rhs"]), rel=1e-11)
 
 
+def test_full_width_network_matches_plain_numpy_backprop():
+    """No padding (every layer 8 wide, P = 8), so every singular value counts: the JAX check
+    against a hand-written numpy forward/backprop with numpy SVDs."""
+    rng = np.random.default_rng(11)
+    params = [(rng.normal(size=(8, 8)) * 0.6, rng.normal(size=8) * 0.3) for _ in range(3)]
+    x, u = rng.normal(size=8), rng.normal(size=8)
+    hs, ds = [x], []
+    for W, b in params:
+        hs.append(np.tanh(W @ hs[-1] + b))
+        ds.append(1 - hs[-1] ** 2)
+    deltas = [ds[-1] * u]
+    for t in (1, 0):
+        deltas.insert(0, ds[t] * (params[t + 1][0].T @ deltas[0]))
+    Js = [np.eye(8)]
+    for t in (0, 1):
+        Js.append(ds[t][:, None] * (params[t][0] @ Js[-1]))
+    gx2 = np.sum((params[0][0].T @ deltas[0]) ** 2)
+
+    def norms(A):
+        s, a = np.linalg.svd(A, compute_uv=False), np.abs(A)
+        return np.array([s[0], np.sqrt(np.sum(A**2)), s.sum(), a.max(), a.sum(0).max(),
+                         a.sum(1).max()])
+
+    lhs = sum(gx2 * (1 + hs[t] @ hs[t]) / (norms(params[t][0]) * norms(Js[t])) ** 2
+              for t in range(3))
+    out = sv.check_penalty(params, x, u, "tanh")
+    np.testing.assert_allclose([out["lhs"][k] for k in NORMS], lhs, rtol=1e-12)
+    rhs = sum((d @ d) * (1 + hh @ hh) for d, hh in zip(deltas, hs))
+    assert out["rhs"] == pytest.approx(rhs, rel=1e-12)
+
+
 def test_batched_check_equals_the_per_network_loop():
     rng = np.random.default_rng(3)
     shape = (3, 5, 4, 2)
