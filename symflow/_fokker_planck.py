@@ -26,6 +26,7 @@ equation :math:`\partial_t p = -\nabla\cdot(f\,p)`.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from . import _validate as v
@@ -118,8 +119,13 @@ class StationaryDensity:
         cache = self.__dict__.setdefault("_z_cache", {})
         if key not in cache:
             z = self.normalization.xreplace({k: sp.nsimplify(val) for k, val in subs.items()})
-            cache[key] = float(z.evalf(15) if not isinstance(z, sp.Integral)
-                               else z.evalf(15, maxn=200))
+            value = complex(z.evalf(15) if not isinstance(z, sp.Integral)
+                            else z.evalf(15, maxn=200))
+            if not (np.isfinite(value) and value.imag == 0 and value.real > 0):
+                raise SymflowError(f"the normalization Z = {z} evaluates to {value} at {subs}; "
+                                   "exp(-potential) is not integrable there, so there is no "
+                                   "stationary probability density")
+            cache[key] = value.real
         return cache[key]
 
     def __call__(self, point, values=None) -> float:
@@ -227,16 +233,16 @@ class FokkerPlanck:
                     "the drift is not a gradient field (its Jacobian is not symmetric), so "
                     "there is no zero-current (Gibbs) density; a stationary state, if any, "
                     "carries a non-zero probability current")
-            return StationaryDensity(params, sp.expand(pot / temperature), "gibbs",
-                                     temperature=temperature)
+            return self._normalizable(StationaryDensity(
+                params, sp.expand(pot / temperature), "gibbs", temperature=temperature))
         divd = sp.Matrix([sp.Add(*[sp.diff(D[i, j], params[j]) for j in range(d)])
                           for i in range(d)])
         vfield = (D.inv() * (2 * self.drift - divd)).applyfunc(sp.cancel)
         if d == 1:  # every 1-D field is a gradient: log p = int v
             phi = sp.integrate(vfield[0], params[0])
             if not phi.has(sp.Integral):
-                return StationaryDensity(params, sp.expand(-phi), "potential",
-                                         log_gradient=vfield)
+                return self._normalizable(StationaryDensity(
+                    params, sp.expand(-phi), "potential", log_gradient=vfield))
             s = sp.Dummy(str(params[0]))
             phi = sp.Integral(vfield[0].xreplace({params[0]: s}), (s, 0, params[0]))
             return StationaryDensity(params, -phi, "potential", closed_form=False,
@@ -250,7 +256,17 @@ class FokkerPlanck:
         if phi is None:
             raise self._no_closed_form("v = D^{-1}(2b - div D) is a gradient field but its "
                                        "potential has no closed form in SymPy")
-        return StationaryDensity(params, sp.expand(phi), "potential")
+        return self._normalizable(StationaryDensity(params, sp.expand(phi), "potential"))
+
+    def _normalizable(self, density):
+        """``density``, unless :math:`e^{-\\Phi}` is decidably not integrable (then raise)."""
+        if _not_integrable(density.potential, self.params):
+            raise SymflowError(
+                f"the zero-current density of {self.sde.name} is exp(-({density.potential})), "
+                "which is not integrable over the whole space: the drift does not confine the "
+                "process, so there is no stationary probability density (paths escape to "
+                "infinity or spread without bound)")
+        return density
 
     def _drift_potential(self):
         """:math:`L` with ``drift == -grad L`` (None when the drift is not a gradient field)."""
@@ -303,6 +319,28 @@ class FokkerPlanck:
 
     def __repr__(self) -> str:
         return f"<FokkerPlanck of {self.sde!r}>"
+
+
+def _not_integrable(potential, params) -> bool:
+    r"""True when :math:`e^{-\Phi}` is decidably not integrable over :math:`\mathbb R^d`.
+
+    Decided for polynomial :math:`\Phi` only: degree :math:`\le 1`; in 1-D an odd degree
+    or a negative leading coefficient; a quadratic with a constant Hessian that is not
+    positive definite. Anything undecided (other shapes, symbolic signs) passes.
+    """
+    phi = sp.expand(potential)
+    if not phi.is_polynomial(*params):
+        return False
+    poly = sp.Poly(phi, *params)
+    degree = poly.total_degree()
+    if degree <= 1:
+        return True
+    if len(params) == 1:
+        return degree % 2 == 1 or _sign(poly.LC()) is False
+    hess = sp.hessian(phi, params)
+    if degree != 2 or hess.free_symbols:
+        return False
+    return bool(np.linalg.eigvalsh(np.array(hess.evalf(), dtype=float)).min() <= 0)
 
 
 def _polynomial_potential(field, params):

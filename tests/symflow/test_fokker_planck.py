@@ -101,6 +101,16 @@ def test_no_closed_form_is_reported(sde, match):
         fokker_planck(sde).stationary_density()
 
 
+@pytest.mark.parametrize("drift, noise", [([x], 1), ([x**3], 1), ([-x, y], 1),
+                                          ([-y, -x], 1), ([sp.Integer(1)], s)])
+def test_a_density_that_cannot_be_normalized_is_refused(drift, noise):
+    """exp(-Phi) not integrable (unstable or flat directions): no stationary density."""
+    params = [x, y][: len(drift)]
+    sde = SDE(drift=drift, diffusion=noise, params=params)
+    with pytest.raises(sf.SymflowError, match="not integrable"):
+        fokker_planck(sde).stationary_density()
+
+
 def test_free_energy_identity():
     """The Fokker–Planck operator equals div(p grad dF/dp) for every density p."""
     loss = (x * y - 1) ** 2 / 2 + sp.log(1 + sp.exp(x))
