@@ -33,6 +33,7 @@ import sympy as sp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from symflow import SymflowError
+from symflow._sde import refuse_strings
 
 from ._compile import vector_function
 
@@ -163,6 +164,7 @@ def phi_function(phi, params):
         return None
     if callable(phi) and not isinstance(phi, sp.Basic):
         return phi
+    refuse_strings(phi, "phi")
     exprs = sp.ImmutableMatrix([phi] if isinstance(phi, (sp.Expr, int, float)) else list(phi))
     extra = exprs.free_symbols - set(params)
     if extra:

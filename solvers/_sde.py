@@ -217,14 +217,25 @@ def _check_time(T, dt, adaptive):
     return float(dt)
 
 
+def save_times(save_at, T) -> np.ndarray:
+    """``save_at`` as increasing times in ``[0, T]`` (default ``[T]``)."""
+    if save_at is None:
+        return np.array([float(T)])
+    try:
+        ts = np.atleast_1d(np.asarray(save_at, dtype=float))
+    except (TypeError, ValueError):
+        ts = np.array([np.nan])
+    if ts.ndim != 1 or ts.size == 0 or not np.all(np.diff(ts) > 0) or not ts[0] >= 0 or \
+            not ts[-1] <= T * (1 + 1e-12):
+        raise SymflowError(f"got save_at={save_at!r}; give increasing times in [0, T={T}]")
+    return ts
+
+
 def save_indices(save_at, T, n_steps):
     """Step numbers and times of ``save_at`` (times on the step grid; default ``[T]``)."""
     if save_at is None:
         return np.array([n_steps]), np.array([float(T)])
-    ts = np.atleast_1d(np.asarray(save_at, dtype=float))
-    if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0) or ts[0] < 0 or \
-            ts[-1] > T * (1 + 1e-12):
-        raise SymflowError(f"got save_at={save_at!r}; give increasing times in [0, T={T}]")
+    ts = save_times(save_at, T)
     idx = np.rint(ts / T * n_steps).astype(int)
     if np.any(np.abs(idx * T / n_steps - ts) > 1e-9 * max(T, 1.0)):
         raise SymflowError(f"the save times {ts} are not multiples of dt={T / n_steps:g}; "
@@ -313,7 +324,7 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
         if solver not in ADAPTIVE_SOLVERS:
             raise SymflowError(f"got solver={solver!r} with adaptive=True; adaptive solvers "
                                f"are {ADAPTIVE_SOLVERS}")
-        ts = _adaptive_times(save_at, T)
+        ts = np.minimum(save_times(save_at, T), T)
         ys, st, first_time = _adaptive(csde, start, T, key, dt, ts, cv, solver, rtol, atol,
                                        max_steps, stats, phi_fn, progress, chunk_size, devices)
         n_dev = mesh_sharding(devices)[1]
@@ -344,15 +355,6 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
 
 
 # -- the adaptive Diffrax path ---------------------------------------------------------------
-def _adaptive_times(save_at, T):
-    if save_at is None:
-        return np.array([float(T)])
-    ts = np.atleast_1d(np.asarray(save_at, dtype=float))
-    if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0) or ts[0] < 0 or ts[-1] > T:
-        raise SymflowError(f"got save_at={save_at!r}; give increasing times in [0, T={T}]")
-    return ts
-
-
 def _adaptive_solver(csde, T, dt, ts, solver, rtol, atol, max_steps):
     m = csde.noise_dim
 

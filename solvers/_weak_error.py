@@ -26,9 +26,10 @@ import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._sde import refuse_strings
 
 from ._compile import hyper_vector
-from ._ensemble import as_key
+from ._ensemble import as_key, check_start
 from ._sde import simulate_sde
 from ._sgd_run import run_sgd
 from ._verify import _steps
@@ -164,9 +165,14 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
     if method not in ("exact", "monte_carlo"):
         raise SymflowError(f"got method={method!r}; use 'exact' (closed moment systems) or "
                            "'monte_carlo'")
-    lrs = np.array(sorted((float(lr) for lr in lrs), reverse=True))
+    try:
+        lrs = np.array(sorted((float(lr) for lr in lrs), reverse=True))
+    except (TypeError, ValueError):
+        raise SymflowError(f"got lrs={lrs!r}; give at least two positive learning rates") from None
     if len(lrs) < 2 or np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
         raise SymflowError(f"got lrs={list(lrs)}; give at least two positive learning rates")
+    if isinstance(T, bool) or not isinstance(T, (int, float)) or not np.isfinite(T) or T <= 0:
+        raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
     steps = [_steps(T, lr) for lr in lrs]
     kwargs = dict(losses=losses, params=params, dataset=dataset, noise=noise,
                   noise_factor=noise_factor)
@@ -176,10 +182,9 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         raise SymflowError(f"got sdes for orders {sorted(sdes)}; give one symflow.SDE per "
                            f"order in orders={list(orders)}")
     state = sdes[orders[0]].params
+    refuse_strings(phi, "phi")
     phi = sp.sympify(phi)
-    x0 = np.asarray(x0, dtype=float)
-    if x0.shape != (len(state),) or not np.all(np.isfinite(x0)):
-        raise SymflowError(f"got x0={x0.tolist()}; give {len(state)} finite numbers")
+    x0 = check_start(x0, 1, len(state))[0]
     if method == "exact":
         sgd, sde, se = _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper)
     else:

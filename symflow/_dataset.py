@@ -161,7 +161,11 @@ class Dataset:
         if len(syms) != len(self.data_symbols):
             raise SymflowError(f"got data_symbols={list(self.data_symbols)}; they must be "
                                "distinct")
-        arr = np.asarray(data, dtype=float)
+        try:
+            arr = np.asarray(data, dtype=float)
+        except (TypeError, ValueError):
+            raise SymflowError(f"got data={v._describe(data)}; give a numeric array of shape "
+                               f"(N, {len(self.data_symbols)})") from None
         if arr.ndim == 1 and len(self.data_symbols) == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != len(self.data_symbols) or arr.shape[0] < 1:

@@ -27,7 +27,22 @@ from ._errors import SymflowError
 from ._gradient import is_zero_expr
 
 
+def refuse_strings(value, what: str) -> None:
+    """Raise on strings anywhere in ``value``: SymPy would ``eval`` them."""
+    if _has_string(value):
+        raise SymflowError(
+            f"got {what}={value!r}, which holds text; pass SymPy expressions, or parse the "
+            "text safely first with sf.parse_expression(text, {'x': x, ...})")
+
+
+def _has_string(value) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, (list, tuple)) and any(_has_string(e) for e in value)
+
+
 def _as_column(drift, what="drift") -> sp.Matrix:
+    refuse_strings(drift, what)
     if isinstance(drift, (list, tuple)):
         drift = sp.Matrix(drift)
     if isinstance(drift, sp.Expr) or isinstance(drift, numbers.Number):
@@ -45,6 +60,7 @@ def _as_column(drift, what="drift") -> sp.Matrix:
 
 
 def _as_matrix(mat, what: str) -> sp.Matrix:
+    refuse_strings(mat, what)
     if isinstance(mat, (list, tuple)):
         mat = sp.Matrix(mat)
     if not isinstance(mat, sp.MatrixBase):
@@ -240,6 +256,7 @@ class SDE:
         self.name = name
         self.potential = None
         if potential is not None:
+            refuse_strings(potential, "potential")
             pot = v.rationalize(sp.sympify(potential))
             if not all(is_zero_expr(b + sp.diff(pot, p)) for b, p in zip(self.drift,
                                                                           self.params)):

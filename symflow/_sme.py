@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import numbers
 
 import sympy as sp
 from sympy.polys.rings import ring
@@ -58,7 +59,7 @@ from sympy.polys.rings import ring
 from . import _validate as v
 from ._dataset import as_dataset
 from ._errors import SymflowError
-from ._sde import SDE, check_psd_numeric, psd_factor
+from ._sde import SDE, check_psd_numeric, psd_factor, refuse_strings
 from ._symbols import h
 from .optimizers import GD, AbstractOptimizer, Custom
 from .optimizers._sgd import SGD
@@ -68,8 +69,16 @@ def _grad(expr, params):
     return sp.Matrix([sp.diff(expr, p) for p in params])
 
 
-def _noise_from_user(noise, params, loss):
+def _refuse_non_finite(mat, what):
+    bad = [e for e in mat if e.has(sp.nan, sp.oo, -sp.oo, sp.zoo)]
+    if bad:
+        raise SymflowError(f"got {what} with non-finite entries {bad}; a noise covariance "
+                           "must be finite")
+
+
+def _noise_from_user(noise, params):
     """(factor G with G G^T = Sigma, Sigma) from a user noise model."""
+    refuse_strings(noise, "noise")
     d = len(params)
     if isinstance(noise, sp.MatrixBase) or isinstance(noise, (list, tuple)):
         cov = sp.Matrix(noise).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
@@ -77,6 +86,7 @@ def _noise_from_user(noise, params, loss):
             raise SymflowError(f"got a {cov.shape[0]}x{cov.shape[1]} noise covariance for "
                                f"{d} parameters; give a {d}x{d} matrix Sigma (the covariance "
                                "of the gradient noise), or a scalar variance s**2 for s**2*I")
+        _refuse_non_finite(cov, "noise")
         if cov.free_symbols & set(params):
             check_psd_numeric(cov, params, "noise covariance")
         return psd_factor(cov, "noise covariance"), cov
@@ -84,6 +94,7 @@ def _noise_from_user(noise, params, loss):
     if not isinstance(value, sp.Expr):
         raise SymflowError(f"got noise={v._describe(noise)}; give a d x d covariance Matrix "
                            "or a scalar variance (noise=s**2 means Sigma = s**2 I)")
+    _refuse_non_finite(sp.Matrix([value]), "noise")
     sign = value.is_nonnegative
     if sign is False or (value.is_number and value < 0):
         raise SymflowError(f"got noise={value}; a variance must be >= 0 (noise=s**2 means "
@@ -163,13 +174,14 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
     d = len(params)
     if user_noise:
         if noise_factor is not None:
+            refuse_strings(noise_factor, "noise_factor")
             factor = sp.Matrix(noise_factor).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
             if factor.shape[0] != d:
                 raise SymflowError(f"got a {factor.shape[0]}x{factor.shape[1]} noise_factor "
                                    f"for {d} parameters; it must be {d} x m")
             cov = (factor * factor.T).applyfunc(sp.expand)
         else:
-            factor, cov = _noise_from_user(noise, params, mean_loss)
+            factor, cov = _noise_from_user(noise, params)
         scale = sp.S.One
     else:
         factor = sp.Matrix(ds.noise_factor)
@@ -361,7 +373,8 @@ def epoch_mean_flow(losses=None, params=None, dataset=None, batch_size=None, bat
         ds = as_dataset(dataset, losses, params, hyper)
         params = ds.params
         n = ds.n_samples
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or \
+                batch_size < 1:
             raise SymflowError(f"got batch_size={batch_size!r}; give a positive integer that "
                                f"divides the N={n} samples")
         if n % batch_size:

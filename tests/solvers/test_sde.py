@@ -35,6 +35,59 @@ def test_ou_moments(solver):
     assert abs(var - exact_var) < 4 * exact_var * np.sqrt(2 / n) + bias
 
 
+#: additive noise (constant sigma) with two Brownian motions, for SRA1
+ADDITIVE = sf.SDE(drift=[x - x**3 + y / 2, -y - x / 4],
+                  diffusion=sp.Matrix([[sp.Rational(1, 2), sp.Rational(1, 5)], [0, 1]]),
+                  params=[x, y])
+#: a state-dependent sigma with more columns than rows (increments from chol(D))
+WIDE = sf.SDE(drift=[-x, x - y], diffusion=sp.Matrix([[1 + x**2 / 4, 1, 0], [y / 3, 1, x]]),
+              params=[x, y])
+
+
+@pytest.mark.parametrize("sde, solver", [(DIAG, "euler"), (DIAG, "heun"), (ADDITIVE, "heun"),
+                                         (ADDITIVE, "sra1"), (WIDE, "euler"), (WIDE, "heun")])
+def test_one_step_of_each_scheme_is_its_formula(sde, solver):
+    """One step of the compiled scheme, with the engine's own normals, against the scheme
+    written out in NumPy (Kloeden & Platen; Rößler's SRA1 tableau) from lambdified b, sigma."""
+    n, dt, k = 6, 0.1, 7
+    state = np.random.default_rng(0).normal(size=(2, n))
+    csde = sv._sde.compiled_sde(sde)
+    cv = sv._sde.constant_values(sde)
+    csig = csde.constant_sigma(cv) if csde.kind == "additive" else np.zeros((0,))
+    step = sv._sde.sde_step_factory(csde, solver)(n, lambda a: a)
+    ckey = jax.random.key(3)
+    got = np.asarray(step(state, k, ckey, (dt, np.sqrt(dt), cv, csig)))
+    m = csde.increment_dim * (2 if solver == "sra1" else 1)
+    z = np.asarray(sv._sde.normal_increments(jax.random.fold_in(ckey, k), n, m))
+    b_fn = sp.lambdify((x, y), list(sde.drift), "numpy")
+    s_fn = sp.lambdify((x, y), sde.diffusion, "numpy")
+    d_fn = sp.lambdify((x, y), sde.covariance, "numpy")
+
+    def b(p):
+        return np.array([np.broadcast_to(c, p.shape[1:]) for c in b_fn(*p)], dtype=float)
+
+    want = np.empty_like(state)
+    for j in range(n):
+        p = state[:, j]
+        if csde.kind == "covariance":
+            noise = np.linalg.cholesky(np.array(d_fn(*p), float)) @ z[:, j] * np.sqrt(dt)
+        else:
+            sig = np.array(s_fn(*p), float)
+            dw = z[: sig.shape[1], j] * np.sqrt(dt)
+            noise = sig @ dw
+        b1 = b(p[:, None])[:, 0]
+        if solver == "euler":
+            want[:, j] = p + b1 * dt + noise
+        elif solver == "heun":
+            b2 = b((p + b1 * dt + noise)[:, None])[:, 0]
+            want[:, j] = p + (b1 + b2) / 2 * dt + noise
+        else:  # SRA1: H_2 = X + 3/4 b dt + 3/2 sigma I_(1,0)/dt, I_(1,0)/dt = dW/2 + H
+            area = z[sig.shape[1]:, j] * np.sqrt(dt / 12)
+            x2 = p + 0.75 * b1 * dt + sig @ (0.75 * dw + 1.5 * area)
+            want[:, j] = p + (b1 / 3 + 2 * b(x2[:, None])[:, 0] / 3) * dt + noise
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_multiplicative_noise_euler_and_adaptive():
     n = 1000
     exact = np.exp(-1.0), np.exp(-1.75)
@@ -96,7 +149,8 @@ def test_divergence_is_reported_not_nan():
     (dict(T=-1.0), "T="), (dict(solver="rk4"), "solver"),
     (dict(save_at=[0.333]), "step grid"), (dict(on_divergence="ignore"), "on_divergence"),
     (dict(chunk_size=0), "chunk_size"), (dict(key="seed"), "key"),
-    (dict(phi=y), "phi contains"), (dict(stats=["median"]), "median"),
+    (dict(phi=y), "phi contains"), (dict(phi="x**2"), "parse_expression"),
+    (dict(stats=["median"]), "median"),
 ])
 def test_bad_input(kwargs, match):
     args = dict(sde=OU, x0=[0.0], T=1.0, n_paths=10, key=0, dt=0.1)

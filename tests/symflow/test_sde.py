@@ -233,6 +233,27 @@ def test_bad_sde_shapes():
         sme(sf.GD(), losses=x**2, params=[x], noise=-1)
 
 
+@pytest.mark.parametrize("build", [
+    lambda: SDE(drift=["x**2"], diffusion=1, params=[x]),
+    lambda: SDE(drift=[-x], diffusion=[["__import__('os').getpid()"]], params=[x]),
+    lambda: SDE(drift=[-x], params=[x], potential="x**2/2"),
+    lambda: sme(sf.GD(), losses=x**2, params=[x], noise="1"),
+    lambda: sme(sf.GD(), losses=x**2, params=[x], noise_factor=[["x"]]),
+], ids=["drift", "diffusion", "potential", "noise", "noise_factor"])
+def test_expression_strings_are_refused_not_evaluated(build):
+    with pytest.raises(sf.SymflowError, match="parse_expression"):
+        build()
+
+
+def test_non_finite_noise_and_non_numeric_data():
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sme(sf.GD(), losses=x**2, params=[x], noise=float("nan"))
+    with pytest.raises(sf.SymflowError, match="non-finite"):
+        sme(sf.GD(), losses=x**2 + y**2, params=[x, y], noise=[[1, 0], [0, sp.oo]])
+    with pytest.raises(sf.SymflowError, match="numeric array"):
+        Dataset(loss=(w * x - y) ** 2, params=[w], data_symbols=[x, y], data=[["a", "b"]])
+
+
 # -- SME ------------------------------------------------------------------------------------
 def test_sme_order_two_drift_is_the_implicit_regularizer():
     ds = regression_dataset()
