@@ -77,9 +77,16 @@ def two_dimensional(axes, n_paths):
     print(rep)
     grid.plot(axes[0])
     pts = ens.final()[:3000]
-    axes[0].plot(pts[:, 0], pts[:, 1], ".", ms=1, alpha=0.3, color="C1")
-    axes[0].set_title("2-D rotating double well: FP density (grid) and paths", fontsize=9)
+    axes[0].plot(pts[:, 0], pts[:, 1], ".", ms=1, alpha=0.3, color="C1",
+                 label="SDE paths at t = 15")
+    axes[0].set_xlabel("x")
+    axes[0].set_ylabel("y")
+    axes[0].legend(fontsize=7, markerscale=6)
+    axes[0].set_title("2-D rotating double well: FP density (grid, contours) and paths",
+                      fontsize=9)
     rep.plot(axes=axes[1:], bins=60)
+    for ax, name in zip(axes[1:], "xy"):
+        ax.set_title(f"rotating double well: marginal of {name}", fontsize=9)
 
 
 def main(out, n_paths, monte_carlo):

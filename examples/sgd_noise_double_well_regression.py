@@ -84,10 +84,13 @@ def regression(axes, n_paths, lr=0.1):
     rep.plot(axes=axes[1:], bins=60)
     grid.plot(axes[0])
     pts = sgd.final()[:3000]
-    axes[0].plot(pts[:, 0], pts[:, 1], ".", ms=1, alpha=0.3, color="C0", label="SGD")
+    axes[0].plot(pts[:, 0], pts[:, 1], ".", ms=1, alpha=0.3, color="C0",
+                 label=f"SGD iterates after {steps} steps")
     axes[0].set_xlabel("w")
     axes[0].set_ylabel("b")
-    axes[0].set_title("linear regression (N = 10^4): FP density (grid) and SGD", fontsize=9)
+    axes[0].legend(fontsize=7, markerscale=6)
+    axes[0].set_title("linear regression (N = 10^4): FP density (grid, contours) and SGD",
+                      fontsize=9)
     for ax, name in zip(axes[1:], "wb"):
         ax.set_title(f"marginal of {name}, h = {lr}, B = 2", fontsize=9)
 
