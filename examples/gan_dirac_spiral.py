@@ -49,6 +49,8 @@ def main(out):
         axes[0, col].set_title(f"{name} GDA, h = {LR}: iterates and modified flows")
         axes[0, col].set_aspect("equal")
         rep.plot(ax=axes[1, col])
+        axes[1, col].set_xticks(rep.steps, [f"{lr:g}" for lr in rep.steps])
+        axes[1, col].xaxis.set_minor_formatter(plt.NullFormatter())
 
         ts = LR * np.arange(N_STEPS + 1)
         radius = np.linalg.norm(np.asarray(sv.iterate(opt, E, params, X0, LR, N_STEPS)), axis=1)
@@ -71,7 +73,7 @@ def main(out):
     axes[0, 2].legend(fontsize=8)
     axes[1, 2].set_xlabel("learning rate h")
     axes[1, 2].set_ylabel("real part of the eigenvalue at (0, 0)")
-    axes[1, 2].set_title(f"simultaneous GDA: outward rate {outward} + ...")
+    axes[1, 2].set_title(f"simultaneous GDA: outward rate ${sp.latex(outward)} + \\dots$")
     axes[1, 2].legend(fontsize=8)
     fig.savefig(out / "gan_dirac_spiral.png", dpi=110)
     print("figure:", out / "gan_dirac_spiral.png")

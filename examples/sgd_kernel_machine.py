@@ -93,6 +93,8 @@ def main(out):
     ax.loglog(lrs, gaps, "o-", label=f"gradient descent: slope {slope:.2f}")
     ax.loglog(lrs, gaps[-1] * lrs / lrs[-1], ":", color="0.5", label="slope 1")
     ax.axhline(pk.residual, color="C1", ls="--", label="gradient flow (Diffrax, rtol 1e-10)")
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("learning rate h")
     ax.set_ylabel("max |f(x; theta_T) - kernel machine|")
     ax.set_title("exact for the flow, O(h) for gradient descent")

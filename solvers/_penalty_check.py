@@ -384,6 +384,7 @@ class PenaltyStudy:
             ax.axvline(0, color="k", lw=1)
             ax.set_title(f"{k}: {viol[k]} violations / {self.n}", fontsize=10)
             ax.set_xlabel("log10(rhs / lhs)")
+            ax.set_ylabel("networks")
         for ax in axes.ravel()[len(norms):]:
             ax.axis("off")
         fig.suptitle("|grad_x f|^2 sum_t (1+|h_t|^2) / (|W_t|^2 |grad_x h_t|^2)  <=  "
