@@ -15,7 +15,7 @@ distance against h, annotated with h * lambda_max (sharpness by power iteration 
 Hessian-vector products) along the GD path: the explicit regularizer tracks GD to O(h^2)
 while h * lambda_max is small and stops doing so as it nears the stability limit 2.
 
-Run:  python examples/network_implicit_regularization.py [--out DIR]   (about a minute)
+Run:  python examples/network_implicit_regularization.py [--out DIR]   (about 20 s)
 """
 
 import argparse
