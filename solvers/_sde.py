@@ -6,7 +6,8 @@ For :math:`d\Theta = b(\Theta)\,dt + \sigma(\Theta)\,dW` (a :class:`symflow.SDE`
   ``(d, n_paths)`` advanced by ``lax.fori_loop`` under ``jit`` (see
   :mod:`solvers._ensemble`: chunks, sharding over devices, streaming statistics); the
   Gaussian increments of step ``k`` come from ``fold_in(chunk_key, k)``, with no Brownian
-  tree. Schemes (Kloeden & Platen, *Numerical Solution of SDEs*, 1992, ch. 14–15):
+  tree (:func:`solvers._normals.normal_rows`: JAX's normals, one fused kernel). Schemes
+  (Kloeden & Platen, *Numerical Solution of SDEs*, 1992, ch. 14–15):
 
   - ``"euler"`` (Euler–Maruyama, weak order 1):
     :math:`X' = X + b(X)\,\Delta t + \sigma(X)\,\Delta W`;
@@ -58,6 +59,7 @@ from ._compile import vector_function
 from ._ensemble import (DEFAULT_CHUNK, Ensemble, as_key, check_chunk_size, check_on_divergence,
                         check_start, chunk_count, combine_sums, divergence_error,
                         mesh_sharding, phi_function, progress_bar, run_ensemble, stats_spec)
+from ._normals import normal_rows
 
 SOLVERS = ("euler", "heun", "sra1")
 ADAPTIVE_SOLVERS = ("spark", "heun")
@@ -162,14 +164,6 @@ def constant_values(sde: SDE, hyper=None, lr=None) -> jnp.ndarray:
 
 
 # -- fixed-step schemes ----------------------------------------------------------------------
-def normal_increments(key, n, m):
-    """Standard normals ``(m, n)``: row ``k`` from its own key, so that path ``j``'s draws do
-    not depend on ``n`` (padding, sharding). (Drawing ``(n, m)`` and transposing is as
-    invariant but about 1.5x slower on CPU.)"""
-    keys = jax.random.split(key, m)
-    return jax.vmap(lambda k: jax.random.normal(k, (n,), dtype=jnp.float64))(keys)
-
-
 def sde_step_factory(csde: CompiledSDE, solver: str):
     """``factory(n, constrain) -> step(x, k, ckey, args)``; ``args = (dt, sqrt_dt,
     constants, constant_sigma)``."""
@@ -183,14 +177,13 @@ def sde_step_factory(csde: CompiledSDE, solver: str):
                 if solver == "euler":
                     return x + b1 * dt
                 return x + 0.5 * (b1 + drift(x + b1 * dt, cv)) * dt
-            key = jax.random.fold_in(ckey, k)
             if solver == "sra1":
-                z = constrain(normal_increments(key, n, 2 * m))
+                z = constrain(normal_rows(ckey, k, n, 2 * m))
                 dw, area = z[:m] * sqdt, z[m:] * (sqdt / math.sqrt(12.0))
                 b1 = drift(x, cv)
                 x2 = x + 0.75 * dt * b1 + csig @ (0.75 * dw + 1.5 * area)
                 return x + (b1 / 3 + 2 * drift(x2, cv) / 3) * dt + csig @ dw
-            dw = constrain(normal_increments(key, n, m)) * sqdt
+            dw = constrain(normal_rows(ckey, k, n, m)) * sqdt
             noise = csde.noise_term(x, cv, dw, csig)
             b1 = drift(x, cv)
             if solver == "euler":

@@ -12,6 +12,7 @@ import sympy as sp
 
 import solvers as sv
 import symflow as sf
+from solvers._normals import normal_rows
 
 x, y = sp.symbols("x y")
 OU = sf.SDE(drift=[-x], diffusion=sp.sqrt(2), params=[x])
@@ -44,11 +45,40 @@ WIDE = sf.SDE(drift=[-x, x - y], diffusion=sp.Matrix([[1 + x**2 / 4, 1, 0], [y /
               params=[x, y])
 
 
+def test_engine_normals_are_exact_quantiles_of_jax_threefry_bits():
+    """Unrolled Threefry = JAX's bits, bit for bit (typed and raw keys, odd sizes, large
+    step numbers); AS241 = scipy's ndtri on the cell midpoints to 1e-14 in every branch
+    (centre, near and far tails) and exactly antisymmetric; another PRNG implementation
+    falls back to jax.random itself."""
+    from scipy.special import ndtri
+
+    from solvers._normals import normal_quantile
+
+    for key in (jax.random.key(5), jax.random.PRNGKey(5)):
+        for step, n, m in ((0, 1, 1), (7, 13, 3), (2**31 - 1, 1000, 2)):
+            got = np.asarray(jax.jit(normal_rows, static_argnums=(2, 3))(key, step, n, m))
+            keys = jax.random.split(jax.random.fold_in(key, step), m)
+            bits = np.stack([np.asarray(jax.random.bits(k, (n,), np.uint64)) for k in keys])
+            p = ((bits >> np.uint64(12)).astype(float) + 0.5) * 2.0**-52
+            assert np.allclose(got, ndtri(p), rtol=1e-14, atol=0), (step, n, m)
+    p = np.concatenate([np.logspace(-16, -1, 2001), 0.5 + np.linspace(-0.45, 0.45, 2001),
+                        [2.0**-53]])
+    p = np.concatenate([p, 1 - p])
+    z = np.asarray(jax.jit(normal_quantile)(p))
+    assert np.allclose(z, ndtri(p), rtol=1e-14, atol=0)
+    cells = np.random.default_rng(0).integers(0, 2**52, size=1000)  # uniforms on the lattice
+    lattice = (np.concatenate([cells, [0, 1, 2**51]]).astype(float) + 0.5) * 2.0**-52
+    assert np.array_equal(normal_quantile(lattice), -normal_quantile(1 - lattice))
+    rbg = jax.random.key(5, impl="rbg")
+    assert normal_rows(rbg, 3, 4, 2).shape == (2, 4)
+
+
 @pytest.mark.parametrize("sde, solver", [(DIAG, "euler"), (DIAG, "heun"), (ADDITIVE, "heun"),
                                          (ADDITIVE, "sra1"), (WIDE, "euler"), (WIDE, "heun")])
 def test_one_step_of_each_scheme_is_its_formula(sde, solver):
-    """One step of the compiled scheme, with the engine's own normals, against the scheme
-    written out in NumPy (Kloeden & Platen; Rößler's SRA1 tableau) from lambdified b, sigma."""
+    """One step of the compiled scheme, with the engine's normals for that step, against
+    the scheme written out in NumPy (Kloeden & Platen; Rößler's SRA1 tableau) from
+    lambdified b and sigma."""
     n, dt, k = 6, 0.1, 7
     state = np.random.default_rng(0).normal(size=(2, n))
     csde = sv._sde.compiled_sde(sde)
@@ -58,7 +88,7 @@ def test_one_step_of_each_scheme_is_its_formula(sde, solver):
     ckey = jax.random.key(3)
     got = np.asarray(step(state, k, ckey, (dt, np.sqrt(dt), cv, csig)))
     m = csde.increment_dim * (2 if solver == "sra1" else 1)
-    z = np.asarray(sv._sde.normal_increments(jax.random.fold_in(ckey, k), n, m))
+    z = np.asarray(normal_rows(ckey, k, n, m))
     b_fn = sp.lambdify((x, y), list(sde.drift), "numpy")
     s_fn = sp.lambdify((x, y), sde.diffusion, "numpy")
     d_fn = sp.lambdify((x, y), sde.covariance, "numpy")
