@@ -55,7 +55,7 @@ def test_engine_normals_are_exact_quantiles_of_jax_threefry_bits():
     from solvers._normals import normal_quantile
 
     for key in (jax.random.key(5), jax.random.PRNGKey(5)):
-        for step, n, m in ((0, 1, 1), (7, 13, 3), (2**31 - 1, 1000, 2)):
+        for step, n, m in ((7, 13, 3), (2**31 - 1, 1000, 2)):
             got = np.asarray(jax.jit(normal_rows, static_argnums=(2, 3))(key, step, n, m))
             keys = jax.random.split(jax.random.fold_in(key, step), m)
             bits = np.stack([np.asarray(jax.random.bits(k, (n,), np.uint64)) for k in keys])
@@ -64,11 +64,12 @@ def test_engine_normals_are_exact_quantiles_of_jax_threefry_bits():
     p = np.concatenate([np.logspace(-16, -1, 2001), 0.5 + np.linspace(-0.45, 0.45, 2001),
                         [2.0**-53]])
     p = np.concatenate([p, 1 - p])
-    z = np.asarray(jax.jit(normal_quantile)(p))
+    quantile = jax.jit(normal_quantile)
+    z = np.asarray(quantile(p))
     assert np.allclose(z, ndtri(p), rtol=1e-14, atol=0)
     cells = np.random.default_rng(0).integers(0, 2**52, size=1000)  # uniforms on the lattice
     lattice = (np.concatenate([cells, [0, 1, 2**51]]).astype(float) + 0.5) * 2.0**-52
-    assert np.array_equal(normal_quantile(lattice), -normal_quantile(1 - lattice))
+    assert np.array_equal(quantile(lattice), -quantile(1 - lattice))
     rbg = jax.random.key(5, impl="rbg")
     assert normal_rows(rbg, 3, 4, 2).shape == (2, 4)
 
