@@ -68,6 +68,28 @@ Finally a table lists engine and baseline seconds and the ratio baseline/engine,
 by the targets (engine times): polynomial order 8 < 2 s, order 10 < 30 s, non-polynomial
 order 4 < 10 s.
 
+Optimizers with memory
+----------------------
+A second table times the reduced flow of optimizers with memory on the non-polynomial
+loss (memory eliminated on its invariant manifold, then backward error analysis):
+heavy ball at orders ``1..4`` and Adam (bias correction on) at orders ``0..2``, each with
+numeric hyperparameters (``beta = 9/10``; ``beta1, beta2, eps = 9/10, 999/1000, 1e-8``)
+and with symbolic ones (``beta``; ``beta1, beta2, eps``). Side by side:
+
+* **engine**: ``sf.modified_equation(opt, loss, params, N)`` (jet or rational-jet path),
+  terms converted to expressions;
+* **expression baseline**: the same engine forced onto plain SymPy expressions
+  (``path="general"``): the same algorithm without the exact jet arithmetic;
+* **naive baseline** (lowest order of each optimizer only, as it grows too steeply):
+  :func:`naive_reduced_flow`, what one writes by hand in plain SymPy: the manifold
+  :math:`M_h` order by order from ``sp.series`` of
+  :math:`B_h(\theta, M) - M(\theta + A_h(\theta, M))`, then the reduced map's Taylor
+  coefficients and the Lie-series matching of the GD baseline above.
+
+Agreement is checked numerically (2 random points, random hyperparameter values, 30
+digits, 1e-12 relative). Targets: Adam order 2 and heavy ball order 4, numeric and
+symbolic, each under 10 s (engine).
+
 How to run
 ----------
 From the repository root::
@@ -75,6 +97,7 @@ From the repository root::
     .venv/bin/python benchmarks/bench_modified.py              # full run (several minutes)
     .venv/bin/python benchmarks/bench_modified.py --quick      # smoke test: orders 2..6
     .venv/bin/python benchmarks/bench_modified.py --max-order 8 --baseline-cap 30
+    .venv/bin/python benchmarks/bench_modified.py --memory-only  # optimizers with memory
 
 The exit status is 1 when a target that was run fails and 0 otherwise (targets beyond
 ``--max-order`` are reported as not run); an agreement failure raises ``AssertionError``.
@@ -207,16 +230,22 @@ def expanded_differences(engine, baseline):
 
 
 def numerically_zero(engine, baseline, points: int = 3, rel_tol: float = 1e-12) -> bool:
-    """Every component of ``engine - baseline`` vanishes at random points (30 digits)."""
+    """``engine - baseline`` vanishes at random parameters and hyperparameters (30-digit
+    floats: exact substitution into the expression baseline's large trees is too slow)."""
     rng = random.Random(20240601)
+    symbols = set().union(*(e.free_symbols for vec in list(engine) + list(baseline)
+                            for e in vec)) - {H}
+
+    def value(low, high):
+        return sp.Float(sp.Rational(rng.randint(low, high), 100), 30)
+
     for _ in range(points):
-        point = {p: sp.Rational(rng.randint(-150, 150), 100) for p in PARAMS}
+        point = {s: value(-150, 150) for s in PARAMS}
+        point.update({s: value(20, 80) for s in symbols - set(PARAMS)})
         for e_vec, b_vec in zip(engine, baseline):
             for a, b in zip(e_vec, b_vec):
-                va = sp.N(a.xreplace(point), 30)
-                vb = sp.N(b.xreplace(point), 30)
-                scale = max(abs(va), abs(vb), sp.Float("1e-30"))
-                if abs(va - vb) > rel_tol * scale:
+                va, vb = sp.N(a.xreplace(point), 30), sp.N(b.xreplace(point), 30)
+                if abs(va - vb) > rel_tol * max(abs(va), abs(vb), sp.Float("1e-30")):
                     return False
     return True
 
@@ -347,6 +376,139 @@ def time_gradient_test(order: int, args):
     return best, result
 
 
+# -- optimizers with memory ---------------------------------------------------------------
+
+BETA, BETA1, BETA2, EPS = sp.symbols("beta beta1 beta2 epsilon", positive=True)
+R = sp.Rational
+#: (name, hyperparameters kind, optimizer, orders)
+MEMORY_CASES = (
+    ("heavy ball", "numeric", sf.HeavyBall(beta=R(9, 10)), range(1, 5)),
+    ("heavy ball", "symbolic", sf.HeavyBall(beta=BETA), range(1, 5)),
+    ("Adam", "numeric", sf.Adam(R(9, 10), R(999, 1000), R(1, 10**8)), range(0, 3)),
+    ("Adam", "symbolic", sf.Adam(BETA1, BETA2, EPS), range(0, 3)),
+)
+MEMORY_TARGETS = (("heavy ball", 4, 10.0), ("Adam", 2, 10.0))
+
+
+def series_coefficients(expr, n: int):
+    """``[h^0, ..., h^n]`` coefficients of ``expr`` by ``sp.series``."""
+    s = sp.series(expr, H, 0, n + 1).removeO()
+    return [s.coeff(H, k) for k in range(n + 1)]
+
+
+def naive_reduced_flow(opt, loss, params, order: int) -> list[sp.Matrix]:
+    """The reduced flow ``[f_0..f_order]`` in plain SymPy expressions (the naive baseline)."""
+    theta = sp.Matrix(params)
+    grad = sp.Matrix([sp.diff(loss, p) for p in params])
+    size = opt.memory_size(len(params))
+    memory = sp.Matrix(sp.symbols(f"m0:{size}"))
+    nxt, B = opt.step_memory(theta, memory, lambda pt: grad.xreplace(dict(zip(params, pt))), H)
+    A, B = sp.Matrix(nxt) - theta, sp.Matrix(B)
+    inv = (sp.eye(size) - B.jacobian(memory).subs(H, 0)).inv()
+    K = order + 1
+    M = sp.zeros(size, 1)  # M_h = sum_k h^k M_k, solved order by order
+    for k in range(K + 1):
+        on = dict(zip(memory, M))
+        moved = M.xreplace(dict(zip(params, theta + A.xreplace(on))))
+        residual = (B.xreplace(on) - moved).applyfunc(lambda e: series_coefficients(e, k)[k])
+        M += H**k * inv * residual
+    reduced = A.xreplace(dict(zip(memory, M)))
+    d = [None] + [reduced.applyfunc(lambda e: series_coefficients(e, K)[j])
+                  for j in range(1, K + 1)]
+    f: list[sp.Matrix] = []
+    for n in range(order + 1):  # Lie-series matching, as in baseline_modified_field
+        known = sp.zeros(len(params), 1)
+        for k, f_k in enumerate(f):
+            known += H**k * f_k
+        lie_tail, u = sp.zeros(len(params), 1), known
+        for j in range(2, n + 2):
+            u = (u.jacobian(theta) * known).applyfunc(lambda e: truncate_in_h(e, n + 1 - j))
+            lie_tail += H**j / math.factorial(j) * u
+        f.append(d[n + 1] - lie_tail.applyfunc(lambda e: sp.expand(e).coeff(H, n + 1)))
+    return f
+
+
+@dataclass
+class MemoryRow:
+    name: str
+    kind: str
+    order: int
+    engine_s: float
+    expr_s: float | None = None
+    expr_note: str = ""
+    naive_s: float | None = None
+    naive_note: str = "-"
+    check: str = "-"
+
+    def text(self) -> str:
+        def seconds(value, note):
+            return f"{value:.3f}" if value is not None else note
+
+        def ratio(value):
+            return f"{value / self.engine_s:.1f}x" if value is not None else "-"
+
+        return (f"  {self.name:<11} {self.kind:<9} {self.order:>5}  {self.engine_s:>9.3f}  "
+                f"{seconds(self.expr_s, self.expr_note):>14} {ratio(self.expr_s):>7}  "
+                f"{seconds(self.naive_s, self.naive_note):>18} {ratio(self.naive_s):>7}  "
+                f"{self.check}")
+
+
+def memory_header() -> None:
+    print(f"  {'optimizer':<11} {'betas':<9} {'order':>5}  {'engine s':>9}  "
+          f"{'expr-path s':>14} {'ratio':>7}  {'naive SymPy s':>18} {'ratio':>7}  check")
+    print("  " + "-" * 108)
+
+
+def timed(fn, limit):
+    """``(seconds, result)`` of a cold-cache run, or ``(None, note)`` past ``limit``."""
+    try:
+        with time_limit(limit):
+            clear_cache()
+            start = time.perf_counter()
+            result = fn()
+            return time.perf_counter() - start, result
+    except TimeLimitExceeded:
+        return None, f"aborted > {limit:.0f} s"
+
+
+def run_memory(args) -> list[MemoryRow]:
+    rows = []
+    memory_header()
+    for name, kind, opt, orders in MEMORY_CASES:
+        skip_expr = False
+        for order in orders:
+            engine_s, me = best_time(
+                lambda: sf.modified_equation(opt, NONPOLY_LOSS, PARAMS, order, progress=False),
+                args.repeats, args.fast_threshold)
+            row = MemoryRow(name, kind, order, engine_s)
+            if skip_expr:
+                row.expr_note = "skipped (> cap)"
+            else:
+                row.expr_s, expr = timed(lambda: sf.modified_equation(
+                    opt, NONPOLY_LOSS, PARAMS, order, progress=False, path="general"),
+                    args.baseline_limit)
+                if row.expr_s is None:
+                    row.expr_note, skip_expr = expr, True
+                else:
+                    skip_expr = row.expr_s > args.baseline_cap
+                    ok = numerically_zero(me.terms, expr.terms, points=2)
+                    assert ok, f"engine and expression path disagree: {name} {kind} {order}"
+                    row.check = "expr: numeric 1e-12"
+            if order == orders[0]:
+                row.naive_s, naive = timed(
+                    lambda: naive_reduced_flow(opt, NONPOLY_LOSS, PARAMS, order),
+                    args.naive_limit)
+                if row.naive_s is None:
+                    row.naive_note = naive
+                else:
+                    assert numerically_zero(me.terms, naive, points=2), \
+                        f"engine and naive baseline disagree: {name} {kind} {order}"
+                    row.check += ", naive: numeric 1e-12"
+            rows.append(row)
+            print(row.text(), flush=True)
+    return rows
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Time symflow's modified-equation engine against a naive SymPy baseline.")
@@ -367,6 +529,13 @@ def parse_args(argv=None):
                         help="repeats of a fast case (best time kept)")
     parser.add_argument("--fast-threshold", type=float, default=1.0,
                         help="a run longer than this (seconds) is not repeated")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="run only the table of optimizers with memory")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the table of optimizers with memory")
+    parser.add_argument("--naive-limit", type=float, default=None,
+                        help="abort the naive memory baseline after this many seconds "
+                             "(default 120, 30 with --quick)")
     args = parser.parse_args(argv)
     if args.max_order is None:
         args.max_order = 6 if args.quick else 10
@@ -374,32 +543,20 @@ def parse_args(argv=None):
         args.baseline_cap = 10.0 if args.quick else 60.0
     if args.baseline_limit is None:
         args.baseline_limit = 40.0 if args.quick else 300.0
+    if args.naive_limit is None:
+        args.naive_limit = 30.0 if args.quick else 120.0
     if args.max_order < 2:
         parser.error("--max-order must be at least 2")
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from sympy.external.gmpy import GROUND_TYPES
-
-    print("symflow modified-equation benchmark: GD, engine vs naive SymPy baseline")
-    print(f"  python {platform.python_version()}, sympy {sp.__version__} "
-          f"(ground types {GROUND_TYPES}), symflow {sf.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}")
-    print(f"  polynomial loss     L = {POLY_LOSS}")
-    print(f"  non-polynomial loss L = {NONPOLY_LOSS}")
-    print(f"  polynomial orders 2..{args.max_order}; non-polynomial orders 1..{NONPOLY_ORDER}; "
-          f"best of {args.repeats} for runs < {args.fast_threshold:g} s; baseline cap "
-          f"{args.baseline_cap:g} s, limit {args.baseline_limit:g} s")
-    print()
-
+def gd_section(args) -> bool:
+    """The GD table (engine vs naive Lie-series matching); True when its targets pass."""
     # Warm up imports and first-call overheads on both sides (not timed).
     run_engine(POLY_LOSS, 1)
     run_engine(NONPOLY_LOSS, 1)
     baseline_modified_field(POLY_LOSS, PARAMS, 1)
 
-    total_start = time.perf_counter()
     print_header()
     rows = run_ladder(POLY_NAME, POLY_LOSS, range(2, args.max_order + 1), args, check_exact)
     rows += run_ladder(NONPOLY_NAME, NONPOLY_LOSS, range(1, NONPOLY_ORDER + 1), args,
@@ -430,7 +587,51 @@ def main(argv=None) -> int:
             all_pass &= ok
             verdict, measured = ("PASS" if ok else "FAIL"), f"{row.engine_s:.3f} s"
         print(f"  {name:<15} order {order:>2} < {limit:>4g} s : {measured:>9}  {verdict}")
+    return all_pass
+
+
+def memory_section(args) -> bool:
+    """The table of optimizers with memory; True when its targets pass."""
+    print("Optimizers with memory: reduced flow (manifold + backward error analysis), "
+          f"L = {NONPOLY_LOSS}")
+    print("  ratio = baseline / engine; expr-path = the engine on plain expressions "
+          "(path='general'); naive = plain SymPy series (lowest order only)")
+    sf.modified_equation(sf.HeavyBall(beta=R(1, 2)), NONPOLY_LOSS, PARAMS, 0)  # warm up
+    rows = run_memory(args)
     print()
+    print("Targets (engine time)")
+    all_pass = True
+    for name, order, limit in MEMORY_TARGETS:
+        for row in (r for r in rows if r.name == name and r.order == order):
+            ok = row.engine_s < limit
+            all_pass &= ok
+            print(f"  {name:<11} {row.kind:<9} order {order} < {limit:g} s : "
+                  f"{row.engine_s:>7.3f} s  {'PASS' if ok else 'FAIL'}")
+    return all_pass
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from sympy.external.gmpy import GROUND_TYPES
+
+    print("symflow modified-equation benchmark: engine vs naive SymPy baselines")
+    print(f"  python {platform.python_version()}, sympy {sp.__version__} "
+          f"(ground types {GROUND_TYPES}), symflow {sf.__version__}, "
+          f"{os.cpu_count()} CPUs, {platform.machine()}")
+    print(f"  polynomial loss     L = {POLY_LOSS}")
+    print(f"  non-polynomial loss L = {NONPOLY_LOSS}")
+    print(f"  polynomial orders 2..{args.max_order}; non-polynomial orders 1..{NONPOLY_ORDER}; "
+          f"best of {args.repeats} for runs < {args.fast_threshold:g} s; baseline cap "
+          f"{args.baseline_cap:g} s, limit {args.baseline_limit:g} s")
+    print()
+    total_start = time.perf_counter()
+    all_pass = True
+    if not args.memory_only:
+        all_pass &= gd_section(args)
+        print()
+    if not args.no_memory:
+        all_pass &= memory_section(args)
+        print()
     print(f"Total benchmark time {time.perf_counter() - total_start:.1f} s")
     return 0 if all_pass else 1
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from symflow import ModifiedEquation, SymflowError
+from symflow import ModifiedEquation, StateModifiedEquation, SymflowError
 
 from ._compile import hyper_vector, vector_function
 from ._iterate import as_start, check_lr
@@ -76,13 +76,27 @@ def _compiled_flow(stacked, params, order) -> CompiledFlow:
     return CompiledFlow(stacked, params, order)
 
 
+def flow_step(me, lr) -> float:
+    r"""The expansion step of ``me`` at learning rate ``lr``: ``lr`` itself, or for a flow on
+    the whole state its own step (:math:`\sqrt h` for heavy ball with
+    :math:`1-\beta = c\sqrt h`, :math:`h^2` for AdaGrad)."""
+    if not isinstance(me, StateModifiedEquation):
+        return lr
+    base, exponent = sp.sympify(me.h_value).as_base_exp()
+    if base != me.step:
+        raise SymflowError(f"cannot invert h = {me.h_value} for the step {me.step}")
+    return float(lr ** (1 / float(exponent)))
+
+
 def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,
                rtol=1e-12, atol=1e-12, ts=None):
     r"""Solve the order-``order`` truncation of ``me`` with learning rate ``lr``.
 
     Saved at the optimizer's step times :math:`t_n = n h`, :math:`n = 0..n_{steps}` (or at
     ``ts``). Returns ``(ts, ys)`` with ``ys`` of shape ``(len(ts), d)``. Raises when the
-    solver fails (for instance a flow that blows up).
+    solver fails (for instance a flow that blows up). For a flow on the whole state
+    (:class:`~symflow.StateModifiedEquation`) ``x0`` is the whole state (parameters, then
+    the scaled memory) and the times are :math:`n` times its own step (:func:`flow_step`).
 
     Example::
 
@@ -99,13 +113,13 @@ def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,
     order = me.order if order is None else order
     if not isinstance(order, int) or not 0 <= order <= me.order:
         raise SymflowError(f"got order={order!r}; choose an integer in 0..{me.order}")
-    lr = check_lr(lr)
+    step = flow_step(me, check_lr(lr))
     flow = compiled_flow(me)
     if ts is None:
-        ts = lr * np.arange(int(n_steps) + 1)
+        ts = step * np.arange(int(n_steps) + 1)
     ts = jnp.asarray(ts, dtype=jnp.float64)
     ys, ok = flow.solver(stiff, rtol, atol)(as_start(x0, me.params), ts,
-                                           flow.weights(lr, order), hyper_vector(flow.hyper, hyper))
+                                           flow.weights(step, order), hyper_vector(flow.hyper, hyper))
     if not bool(ok) or not bool(jnp.all(jnp.isfinite(ys))):
         raise SymflowError(
             f"the order-{order} modified flow could not be solved to t = {float(ts[-1]):g} "

@@ -29,7 +29,7 @@ import symflow as sf
 from symflow import SymflowError
 
 from ._compile import hyper_vector, vector_function
-from ._flow import compiled_flow
+from ._flow import compiled_flow, flow_step
 from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memory
 
 
@@ -143,6 +143,8 @@ class VerifyReport:
         if self.offsets is not None:
             ax.loglog(self.steps, self.offsets, "s--", color="0.4", ms=4,
                       label=f"zero memory start: offset, slope {self.offset_slope:.2f}")
+        ax.set_xticks(self.steps, [f"{s:.3g}" for s in self.steps], minor=False)
+        ax.minorticks_off()
         ax.set_xlabel("learning rate h" if self.step_name == "h" else f"step {self.step_name}")
         ax.set_ylabel(f"global error at t = {self.T:g}")
         ax.set_title(f"{self.optimizer}: global error of modified flows", fontsize=10)
@@ -180,14 +182,6 @@ def _steps(T, lr):
             "steps for every learning rate: pick learning rates that divide T"
         )
     return n
-
-
-def _state_step(me, lr) -> float:
-    """The expansion step of a flow on the whole state at learning rate ``lr``."""
-    base, exponent = sp.sympify(me.h_value).as_base_exp()
-    if base != me.step:
-        raise SymflowError(f"cannot invert h = {me.h_value} for the step {me.step}")
-    return float(lr ** (1 / float(exponent)))
 
 
 #: Iterates beyond this size count as diverged (their squares would overflow float64).
@@ -296,7 +290,7 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     for lr in tqdm(lrs, desc="verify_order", unit="lr", disable=not progress):
         extra = cmap.extra(lr, hyper)
         if state:
-            step = _state_step(me, lr)
+            step = flow_step(me, lr)
             n = _steps(T, step)
             scale = float(sp.sympify(me.memory_scale).subs(me.step, step))
             real0 = None if memory0 is None else np.asarray(memory0, dtype=float) / scale

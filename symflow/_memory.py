@@ -282,11 +282,12 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
 
     reasons = []
     for alg, derivative in candidates():
-        rational = alg.kind == "rational"
-        alg.post = {} if rational else post
+        # iota-symbols pay off on polynomial rings only; expressions take the exact inverse
+        exact = alg.kind in ("rational", "general")
+        alg.post = {} if exact else post
         try:
             d, manifold = reduce_on_manifold(alg, params, A, B, memory, fns, derivative, order,
-                                             exact_inv if rational else inv)
+                                             exact_inv if exact else inv)
             return alg, d, manifold
         except NotExpressible as err:
             reasons.append(f"{alg.kind}: {err}")

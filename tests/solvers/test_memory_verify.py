@@ -79,6 +79,20 @@ def test_report_and_figure_with_transients(reports, tmp_path):
     assert (tmp_path / "adam.png").stat().st_size > 20_000
 
 
+def test_trajectory_figures(tmp_path):
+    """Reduced flow: iterates from the manifold and from zero memory; state flow: theta."""
+    me = sf.modified_equation(sf.Nesterov(beta=R(1, 2)), QUARTIC, [x, y], 2)
+    fig = sv.plot_trajectories(me, x0=X0, lr=0.04, n_steps=20, path=tmp_path / "n.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("manifold" in t for t in labels) and any("zero memory" in t for t in labels)
+    slow = sf.modified_equation(sf.HeavyBall(beta=1 - c * sp.sqrt(sf.h)), QUARTIC, [x, y], 1,
+                                hyper=[c], reduce=False)
+    sv.plot_trajectories(slow, x0=X0, lr=0.04, n_steps=10, hyper={"c": 2.0},
+                         path=tmp_path / "s.png")
+    assert (tmp_path / "n.png").stat().st_size > 10_000
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
 def test_custom_rule_with_memory():
     hb = sf.Custom(update=lambda th, v, g, h: (th + v / 2 - h * g(th), v / 2 - h * g(th)),
                    memory0=[0, 0], name="hand-written heavy ball")

@@ -119,3 +119,27 @@ def test_modified_equation_checks_with_its_own_optimizer():
     me = sf.modified_equation(sf.HeavyBall(beta=R(81, 100)), QUAD, [x, y], 1)
     with pytest.warns(sf.ValidityWarning, match="series diverges"):
         me.check_validity(point=[1.0, 1.0], lr=0.01)   # GD would trust 0.05
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_cli_derives_a_memory_optimizer(capsys):
+    from symflow.cli import main
+
+    assert main(["derive", "--optimizer", "heavy-ball", "--opt-args", "beta=1/2",
+                 "--loss", "x**2/2", "--params", "x", "--order", "1"]) == 0
+    assert "h^1: [-6*x]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("opt_args, message", [
+    ("beta1=2,beta2=0.999,eps=1e-8", "beta1 must be in [0, 1)"),
+    ("beta1=0.9,beta2=0.999,eps=0", "eps must be a positive number"),
+    ("beta1=0.9", "beta2"),
+])
+def test_cli_bad_hyperparameters(capsys, opt_args, message):
+    from symflow.cli import main
+
+    assert main(["derive", "--optimizer", "adam", "--opt-args", opt_args,
+                 "--loss", "x**2/2", "--params", "x", "--order", "0"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

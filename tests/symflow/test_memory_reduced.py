@@ -248,6 +248,15 @@ def test_symbolic_hyperparameters_specialise_to_numeric_ones(make):
             assert abs(sp.N(e.xreplace(point), 30)) < 1e-25
 
 
+def test_expression_path_agrees_and_leaves_no_auxiliary_symbols():
+    """Regression: path='general' with a symbolic beta once leaked the 1/(1 - beta) symbol."""
+    fast = sf.modified_equation(sf.HeavyBall(beta=beta), NONPOLY, [x, y], 1)
+    plain = sf.modified_equation(sf.HeavyBall(beta=beta), NONPOLY, [x, y], 1, path="general")
+    assert plain.path == "general"
+    assert set().union(*(t.free_symbols for t in plain.terms)) == {x, y, beta}
+    assert all(zero_matrix(a - b) for a, b in zip(fast.terms, plain.terms))
+
+
 def test_time_scale():
     assert sf.modified_equation(sf.GD(), POLY, [x, y], 0).time_scale == 1
     assert sf.modified_equation(sf.Nesterov(beta=R(3, 4)), POLY, [x, y], 0).time_scale == 4
