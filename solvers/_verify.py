@@ -8,7 +8,9 @@ correct order-:math:`p` truncation is :math:`O(h^{p+1})`, so its log-log slope a
 
 Optimizers with memory are checked on their reduced flow, with the memory started on its
 invariant manifold :math:`M_h(\theta_0)`; what the optimizer's own start (zeros) does
-instead, the transient and the :math:`O(h)` offset it leaves, is reported and plotted.
+instead, the transient and the offset it leaves (:math:`O(h)`; :math:`O(h^2)` for Adam, whose
+bias correction starts the moments on their manifold to leading order), is reported and
+plotted.
 Flows on the whole state (slow memory, AdaGrad) are checked on the whole state, in their
 own step (:math:`\sqrt h` for heavy ball with :math:`1-\beta = c\sqrt h`, :math:`h^2` for
 AdaGrad) and scaled memory variables.
@@ -37,7 +39,7 @@ from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memor
 class Transient:
     """What the optimizer's own initial memory does, at one learning rate.
 
-    ``steps`` are the step numbers :math:`n`; ``theta_gap`` is
+    ``n`` are the step numbers; ``theta_gap`` is
     :math:`\\lVert\\theta_n^{\\text{initial}} - \\theta_n^{\\text{manifold}}\\rVert` (the two runs
     differ only in their starting memory) and ``memory_gap`` is
     :math:`\\lVert m_n - M_h(\\theta_n)\\rVert` along the run from the initial memory: it decays
@@ -45,7 +47,7 @@ class Transient:
     """
 
     lr: float
-    steps: np.ndarray
+    n: np.ndarray
     theta_gap: np.ndarray
     memory_gap: np.ndarray
 
@@ -157,8 +159,8 @@ class VerifyReport:
 
     def _plot_transients(self, ax):
         for tr in self.transients:
-            line, = ax.semilogy(tr.steps, tr.theta_gap, "-", label=f"theta gap, h = {tr.lr:g}")
-            ax.semilogy(tr.steps, tr.memory_gap, ":", color=line.get_color())
+            line, = ax.semilogy(tr.n, tr.theta_gap, "-", label=f"theta gap, h = {tr.lr:g}")
+            ax.semilogy(tr.n, tr.memory_gap, ":", color=line.get_color())
         ax.set_xscale("log")
         ax.set_xlabel("step n")
         ax.set_ylabel("distance")
