@@ -44,7 +44,13 @@ class CompiledFlow:
 
     def _vector_field(self, t, y, args):
         w, hv = args
-        return w @ self.terms(y, hv)
+        # terms beyond the order are dropped, not multiplied by 0: a higher term that is
+        # singular where the kept ones are not (1/sqrt(v) at v = 0) must not turn them to NaN
+        return jnp.where(w[:, None] != 0, w[:, None] * self.terms(y, hv), 0.0).sum(0)
+
+    def field(self, y, w, hv):
+        """The truncated field :math:`\\sum_k w_k f_k(y)` at one state ``y``."""
+        return self._vector_field(0.0, jnp.asarray(y, dtype=jnp.float64), (w, hv))
 
     def solver(self, stiff: bool, rtol: float, atol: float):
         """Jitted ``solve(y0, ts, w, hv) -> ys`` at the times ``ts`` (``ts[0]`` is t0)."""
@@ -74,6 +80,30 @@ def compiled_flow(me: ModifiedEquation) -> CompiledFlow:
 @functools.lru_cache(maxsize=64)
 def _compiled_flow(stacked, params, order) -> CompiledFlow:
     return CompiledFlow(stacked, params, order)
+
+
+def unsolved(me, flow, y0, w, hv, order: int, where: str) -> SymflowError:
+    """The error for a flow that Diffrax could not solve: singular at its start, or on the way."""
+    names = [str(p) for p in me.params]
+    start = ", ".join(f"{n} = {float(v):.4g}" for n, v in zip(names, np.ravel(y0)))
+    rate = np.asarray(flow.field(y0, w, hv))
+    if not np.all(np.isfinite(rate)):
+        bad = ", ".join(f"d{n}/dt = {r}" for n, r in zip(names, rate) if not np.isfinite(r))
+        fix = ("start the memory where the flow is defined (memory0, in the flow's variables)"
+               if isinstance(me, StateModifiedEquation) else "start where it is defined")
+        return SymflowError(
+            f"the order-{order} modified flow is not finite at its start ({start}): {bad}. "
+            f"A term of order <= {order} is singular there (e.g. 1/sqrt(v) at v = 0); {fix}")
+    hint = ""
+    if not isinstance(me, StateModifiedEquation) and \
+            not getattr(me.optimizer, "smooth_at_zero_gradient", True):
+        hint = (f"; {me.optimizer!r} keeps eps outside the root, so its reduced flow has terms "
+                "~ 1/|g_i|^k where a gradient component g_i vanishes (eps_in_sqrt=True for "
+                "RMSprop, eps_root > 0 for Adam, or a path where the components keep their sign)")
+    return SymflowError(
+        f"the order-{order} modified flow could not be solved {where} from ({start}): it "
+        f"blows up, is singular along the way or too stiff (try a smaller lr or T, or "
+        f"stiff=True){hint}")
 
 
 def flow_step(me, lr) -> float:
@@ -118,12 +148,8 @@ def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,
     if ts is None:
         ts = step * np.arange(int(n_steps) + 1)
     ts = jnp.asarray(ts, dtype=jnp.float64)
-    ys, ok = flow.solver(stiff, rtol, atol)(as_start(x0, me.params), ts,
-                                           flow.weights(step, order), hyper_vector(flow.hyper, hyper))
+    y0, w, hv = as_start(x0, me.params), flow.weights(step, order), hyper_vector(flow.hyper, hyper)
+    ys, ok = flow.solver(stiff, rtol, atol)(y0, ts, w, hv)
     if not bool(ok) or not bool(jnp.all(jnp.isfinite(ys))):
-        raise SymflowError(
-            f"the order-{order} modified flow could not be solved to t = {float(ts[-1]):g} "
-            f"from x0 = {list(np.ravel(x0))} at lr = {lr} (it blows up or is too stiff; try "
-            "a smaller lr or T, or stiff=True)"
-        )
+        raise unsolved(me, flow, y0, w, hv, order, f"to t = {float(ts[-1]):g} at lr = {lr}")
     return np.asarray(ts), np.asarray(ys)

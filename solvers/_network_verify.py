@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import math
 
 import diffrax
 import jax
@@ -33,11 +32,10 @@ from tqdm.auto import tqdm
 import symflow as sf
 from symflow import SymflowError
 
-from ._iterate import check_lr
 from ._network_run import network_optimizer
 from ._sharpness import sharpness
 from ._tree_eval import manifold_fields, network_field
-from ._verify import VerifyReport
+from ._verify import VerifyReport, check_ladder, step_count
 
 MAX_STEPS = 100_000
 
@@ -88,14 +86,6 @@ class _Sharpness:
                 f"{self.lr * self.lam:.3g} at the largest lr (the series needs << 2)")
 
 
-def _steps(T, lr):
-    n = round(T / lr)
-    if n < 1 or not math.isclose(n * lr, T, rel_tol=1e-9):
-        raise SymflowError(f"got T={T} and lr={lr}; T must be a whole number of steps for "
-                           "every learning rate: pick learning rates that divide T")
-    return n
-
-
 def _distance(a, b):
     return float(jnp.linalg.norm(ravel_pytree(a)[0] - ravel_pytree(b)[0]))
 
@@ -119,12 +109,7 @@ def verify_order_network(optimizer, loss_fn, params0, batch, lrs, T, orders=(0, 
     cf : CoordinateFreeEquation, optional
         A derivation to reuse (else ``sf.modified_equation(optimizer, order=max(orders))``).
     """
-    orders = tuple(sf._validate.check_order(p) for p in orders)
-    if not orders:
-        raise SymflowError("got orders=[]; give at least one truncation order, e.g. [0, 1, 2]")
-    lrs = np.array(sorted((check_lr(lr) for lr in lrs), reverse=True))
-    if len(lrs) < 2:
-        raise SymflowError(f"got lrs={list(lrs)}; a slope needs at least two learning rates")
+    lrs, orders = check_ladder(lrs, orders)
     if cf is None:
         cf = sf.modified_equation(optimizer, order=max(orders))
     elif not isinstance(cf, sf.CoordinateFreeEquation) or cf.optimizer != optimizer:
@@ -140,7 +125,7 @@ def verify_order_network(optimizer, loss_fn, params0, batch, lrs, T, orders=(0, 
     errors = {p: [] for p in orders}
     offsets = [] if manifold else None
     for lr in tqdm(lrs, desc="verify_order_network", unit="lr", disable=not progress):
-        n = _steps(T, lr)
+        n = step_count(T, lr)
         memory0 = tuple(m(params0, batch, lr) for m in manifold) or None
         theta_n, _ = run.final(params0, batch, lr, n, memory0)
         if not np.all(np.isfinite(ravel_pytree(theta_n)[0])):

@@ -31,7 +31,7 @@ import symflow as sf
 from symflow import SymflowError
 
 from ._compile import hyper_vector, vector_function
-from ._flow import compiled_flow, flow_step
+from ._flow import compiled_flow, flow_step, unsolved
 from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memory
 
 
@@ -176,12 +176,28 @@ def _slope(x, y) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _steps(T, lr):
-    n = round(T / lr)
-    if n < 1 or not math.isclose(n * lr, T, rel_tol=1e-9):
+def check_ladder(lrs, orders):
+    """Validate an order study's inputs: ``(lrs, orders)`` with ``lrs`` a float array sorted
+    largest first (at least two, each positive) and ``orders`` a non-empty tuple of
+    non-negative integers. Shared by :func:`verify_order` and ``verify_order_network``."""
+    orders = tuple(sf._validate.check_order(p) for p in orders)
+    if not orders:
+        raise SymflowError("got orders=[]; give at least one truncation order, e.g. [0, 1, 2]")
+    lrs = np.array(sorted((check_lr(lr) for lr in lrs), reverse=True))
+    if len(lrs) < 2:
+        raise SymflowError(f"got lrs={list(lrs)}; a slope needs at least two learning rates")
+    return lrs, orders
+
+
+def step_count(T, step, name: str = "lr") -> int:
+    """The number of steps ``n`` with ``n * step == T`` (``name``: what ``step`` is called
+    in the message); a clear error when ``step`` does not divide ``T``."""
+    n = round(T / step)
+    if n < 1 or not math.isclose(n * step, T, rel_tol=1e-9):
         raise SymflowError(
-            f"got T={T} and lr={lr} (T/lr = {T / lr:.6g}); T must be a whole number of "
-            "steps for every learning rate: pick learning rates that divide T"
+            f"got T={T} and {name}={step} (T/{name} = {T / step:.6g}); T must be a whole "
+            f"number of steps for every learning rate: pick learning rates whose {name} "
+            "divides T"
         )
     return n
 
@@ -254,12 +270,7 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         {0: 1, 1: 2, 2: 3}
     """
     params = tuple(params)
-    orders = tuple(sf._validate.check_order(p) for p in orders)
-    if not orders:
-        raise SymflowError("got orders=[]; give at least one truncation order, e.g. [0, 1, 2]")
-    lrs = np.array(sorted((check_lr(lr) for lr in lrs), reverse=True))
-    if len(lrs) < 2:
-        raise SymflowError(f"got lrs={list(lrs)}; a slope needs at least two learning rates")
+    lrs, orders = check_ladder(lrs, orders)
     names = tuple(sorted(map(str, hyper or ())))
     loss = sp.sympify(loss)
     cmap = compiled_map(optimizer, loss, params, names)
@@ -293,7 +304,7 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         extra = cmap.extra(lr, hyper)
         if state:
             step = flow_step(me, lr)
-            n = _steps(T, step)
+            n = step_count(T, step, str(me.step))
             scale = float(sp.sympify(me.memory_scale).subs(me.step, step))
             real0 = None if memory0 is None else np.asarray(memory0, dtype=float) / scale
             z0 = cmap.start(start, extra, real0)
@@ -302,7 +313,7 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
             y0 = np.concatenate([np.asarray(start), np.asarray(z0[d:]) * scale])
             target = np.concatenate([np.asarray(z_n[:d]), np.asarray(z_n[d:]) * scale])
         else:
-            step, n = lr, _steps(T, lr)
+            step, n = lr, step_count(T, lr)
             y0 = start
             if reduced_memory:
                 fn = lambda th: manifold_fn(th, jnp.concatenate(  # noqa: E731
@@ -316,10 +327,10 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         steps.append(step)
         ts = np.array([0.0, n * step])
         for p in orders:
-            ys, ok = solve(jnp.asarray(y0), ts, flow.weights(step, p), hv_flow)
-            if not bool(ok):
-                raise SymflowError(f"the order-{p} flow could not be solved at lr = {lr}; "
-                                   "try stiff=True or a shorter T")
+            w = flow.weights(step, p)
+            ys, ok = solve(jnp.asarray(y0), ts, w, hv_flow)
+            if not bool(ok) or not bool(jnp.all(jnp.isfinite(ys))):
+                raise unsolved(me, flow, y0, w, hv_flow, p, f"to T = {T} at lr = {lr}")
             errors[p].append(float(np.linalg.norm(np.asarray(target) - np.asarray(ys[-1]))))
     errors = {p: np.array(e) for p, e in errors.items()}
     steps = np.array(steps)

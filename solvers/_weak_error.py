@@ -32,7 +32,7 @@ from ._compile import hyper_vector
 from ._ensemble import as_key, check_start
 from ._sde import simulate_sde
 from ._sgd_run import run_sgd
-from ._verify import _steps
+from ._verify import step_count
 
 
 @dataclasses.dataclass
@@ -173,7 +173,7 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         raise SymflowError(f"got lrs={list(lrs)}; give at least two positive learning rates")
     if isinstance(T, bool) or not isinstance(T, (int, float)) or not np.isfinite(T) or T <= 0:
         raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
-    steps = [_steps(T, lr) for lr in lrs]
+    steps = [step_count(T, lr) for lr in lrs]
     kwargs = dict(losses=losses, params=params, dataset=dataset, noise=noise,
                   noise_factor=noise_factor)
     if sdes is None:

@@ -58,6 +58,11 @@ class Adam(AbstractMemoryOptimizer):
     def _key(self):
         return super()._key() + (self.bias_correction,)
 
+    @property
+    def smooth_at_zero_gradient(self) -> bool:
+        """Only with :math:`\\epsilon_{\\text{root}} > 0` (see the base class)."""
+        return self.eps_root != 0
+
     def linear_limits(self):
         r"""With the preconditioner frozen, Adam is heavy ball on :math:`P^{-1}H` with
         momentum :math:`\beta_1` and step :math:`h(1-\beta_1)`: stable for

@@ -30,6 +30,11 @@ class AbstractOptimizer(abc.ABC):
     #: False when the memory does not relax to a function of theta (AdaGrad's accumulator).
     memory_relaxes: bool = True
 
+    #: False when the reduced flow expands :math:`\sqrt{v}` about :math:`g^2` with
+    #: :math:`\epsilon` outside the root (RMSprop, Adam): its terms then grow like
+    #: :math:`1/|g_i|^k` where a gradient component :math:`g_i` vanishes.
+    smooth_at_zero_gradient: bool = True
+
     @abc.abstractmethod
     def step(self, theta: sp.MatrixBase, grad: GradOracle, h) -> sp.MatrixBase:
         """Return the parameters after one step from ``theta``."""

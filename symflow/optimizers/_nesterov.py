@@ -1,6 +1,5 @@
 """Nesterov's accelerated gradient with constant momentum."""
 
-import sympy as sp
 
 from ._base import AbstractMemoryOptimizer, VelocityMemory, check_unit_interval
 

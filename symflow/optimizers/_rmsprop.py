@@ -49,6 +49,11 @@ class RMSprop(AbstractMemoryOptimizer):
     def hyperparameters(self) -> dict:
         return {"rho": self.rho, "eps": self.eps}
 
+    @property
+    def smooth_at_zero_gradient(self) -> bool:
+        """Only with :math:`\\epsilon` inside the root (see the base class)."""
+        return self.eps_in_sqrt
+
     def _key(self):
         return super()._key() + (self.eps_in_sqrt, self.bias_correction, self.initial_scale)
 

@@ -152,3 +152,22 @@ def test_divergence_beyond_the_edge_is_reported():
             pytest.warns(sf.ValidityWarning, match=r"2\*\(1 \+ beta\)"):
         sv.verify_order(sf.HeavyBall(beta=R(1, 2)), 5 * x**2 + y**2, [x, y], x0=[1.0, 1.0],
                         lrs=[1.0, 0.5], T=200.0, orders=[0])
+
+
+def test_a_flow_singular_at_its_start_says_which_term():
+    """Slow RMSprop with eps outside the root: 1/sqrt(v) at v = 0 enters at order 1, not 0."""
+    opt = sf.RMSprop(rho=1 - c * sf.h, eps=R(1, 10))
+    me = sf.modified_equation(opt, TILTED, [x, y], 1, hyper=[c], reduce=False)
+    start = X0 + [0.0, 0.0]
+    ts, ys = sv.solve_flow(me, start, 0.01, 10, order=0, hyper={"c": 2.0})
+    assert np.all(np.isfinite(ys))
+    with pytest.raises(sf.SymflowError, match=r"not finite at its start .*v_x = 0.*memory0"):
+        sv.solve_flow(me, start, 0.01, 10, order=1, hyper={"c": 2.0})
+
+
+def test_eps_outside_the_root_near_a_zero_gradient_gets_a_hint():
+    opt = sf.RMSprop(rho=R(9, 10), eps=R(1, 10**8))
+    with pytest.warns(sf.ValidityWarning), \
+            pytest.raises(sf.SymflowError, match="eps outside the root.*eps_in_sqrt=True"):
+        sv.verify_order(opt, (x**2 + y**2) / 2, [x, y], x0=[0.3, 0.0], lrs=[0.02, 0.01],
+                        T=0.2)
