@@ -114,6 +114,12 @@ def _loss_derivative(loss):
         return _symbolic_derivative(LOSSES[loss])
     if not callable(loss):
         raise SymflowError(f"got loss={loss!r}; pass a loss name or a function loss(y, p)")
+    return _jax_derivative(loss)
+
+
+@functools.lru_cache(maxsize=16)
+def _jax_derivative(loss):
+    """One ``jax.grad`` per loss function, so that the compiled problem is reused."""
     return jax.grad(loss, argnums=1)
 
 

@@ -74,6 +74,20 @@ def test_symbolic_model_and_an_independent_quadrature_of_its_tangent_kernel():
             assert abs(simpson - pk.kernel[-1, q, i]) < 1e-6
 
 
+def squared_error(y, p):
+    return (p - y) ** 2 / 2
+
+
+def test_a_jax_loss_gives_the_squared_loss_result_and_compiles_once():
+    from solvers import _path_kernel
+    named = sv.path_kernel(mlp, TH0, XQ, T=1.0, x_train=XS, y_train=YS, loss="squared")
+    own = sv.path_kernel(mlp, TH0, XQ, T=1.0, x_train=XS, y_train=YS, loss=squared_error)
+    assert np.allclose(own.kernel, named.kernel, atol=1e-10)
+    hits = _path_kernel._problem.cache_info().hits
+    sv.path_kernel(mlp, TH0, XQ, T=1.0, x_train=XS, y_train=YS, loss=squared_error)
+    assert _path_kernel._problem.cache_info().hits == hits + 1
+
+
 def test_bad_input():
     with pytest.raises(sf.SymflowError, match="needs x_train"):
         sv.path_kernel(mlp, TH0, XQ, T=1.0)
