@@ -89,7 +89,10 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
 
     ``optimizer`` (default: gradient descent) sets the limits: its stability edge and the
     radius of its reduced series (:meth:`~symflow.AbstractOptimizer.linear_limits`), and,
-    for adaptive methods, the preconditioner. ``series=False`` checks the stability edge
+    for adaptive methods, the preconditioner. For a two-player game (gradient
+    descent-ascent) :math:`\lambda` runs over the eigenvalues of the game Jacobian
+    :math:`S\nabla^2 E`, complex in general (the rotation of the Dirac-GAN); their moduli
+    are compared with the limits. ``series=False`` checks the stability edge
     only (for flows on the whole state). ``hyper_values`` gives numbers for the symbols of
     the loss and of the optimizer's hyperparameters.
 
@@ -131,9 +134,16 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         scale = np.array([float(sp.sympify(c).xreplace(
             {s: values.get(s.name, s) for s in sp.sympify(c).free_symbols})) for c in scale])
         hess = hess / np.sqrt(np.outer(scale, scale))
-    eig = np.linalg.eigvalsh(hess)
-    ratio = float(lr * np.max(np.abs(eig)))
     what = "h*lambda" if scale is None else "h*lambda (of the preconditioned Hessian)"
+    if hasattr(optimizer, "scaling"):  # a game: its flow is -S grad E, its Jacobian S*H
+        S = optimizer.scaling(len(params)).xreplace(
+            {s: values.get(s.name, s) for s in optimizer.scaling(len(params)).free_symbols})
+        eig = np.linalg.eigvals(np.array(S.evalf().tolist(), dtype=float) @ hess)
+        eig = eig[np.argsort(-np.abs(eig))]
+        what = "h*|mu| (mu: the eigenvalues of the game Jacobian S*H)"
+    else:
+        eig = np.linalg.eigvalsh(hess)
+    ratio = float(lr * np.max(np.abs(eig)))
     if radius is None or not series:
         trusted = ratio < SAFE * edge
         message = ("the iteration is well inside its stability region" if trusted else
@@ -151,7 +161,8 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         message += f"; {name} itself is unstable here (stable only for h*lambda < {edge_text})"
     elif not trusted:
         message += f"; {name} is stable for h*lambda < {edge_text}"
-    report = ValidityReport(lr, point, tuple(float(e) for e in eig), ratio, trusted, message,
+    eig = tuple(float(e.real) if e.imag == 0 else complex(e) for e in np.asarray(eig, complex))
+    report = ValidityReport(lr, point, eig, ratio, trusted, message,
                             edge, radius)
     if warn and not trusted:
         warnings.warn(str(report), ValidityWarning, stacklevel=2)

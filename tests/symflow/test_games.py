@@ -1,5 +1,6 @@
 """Two-player games: GDA optimizers, each player's modified objective, the Dirac-GAN spectrum."""
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -240,3 +241,15 @@ def test_equilibrium_errors():
         sf.equilibrium_eigenvalues(sf.HeavyBall(beta=sp.Rational(1, 2)), E, params, [0, 0], 1)
     with pytest.raises(sf.SymflowError, match="function of one SymPy argument"):
         sf.dirac_gan(f=2)
+
+
+def test_validity_of_a_game_uses_its_jacobian_not_the_hessian():
+    """Dirac-GAN E = phi theta: H has eigenvalues +-1, the game Jacobian S H = [[0, 1], [-r, 0]]
+    has +-i sqrt(r); the moduli set h*|mu|."""
+    p, t = sp.symbols("p t")
+    gda = sf.SimultaneousGDA(players=([p], [t]), lr_ratio=4)
+    rep = sf.check_validity(p * t, [p, t], [0.5, 0.5], 0.05, optimizer=gda, warn=False)
+    assert np.allclose(sorted(np.imag(rep.eigenvalues)), [-2, 2])
+    assert np.allclose(np.real(rep.eigenvalues), 0) and rep.h_lambda_max == pytest.approx(0.1)
+    with pytest.warns(sf.ValidityWarning, match=r"h\*\|mu\| \(mu: the eigenvalues of the game"):
+        sf.check_validity(p * t, [p, t], [0.5, 0.5], 0.4, optimizer=gda)
