@@ -8,17 +8,23 @@ so ``symflow derive`` never loads jax.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 from ._errors import SymflowError
 from ._modified import modified_equation
 from ._parse import parse_expression, parse_symbols
-from .optimizers import GD, AdaGrad, Adam, Custom, HeavyBall, Nesterov, RMSprop
+from .optimizers import (GD, AdaGrad, Adam, AlternatingGDA, Custom, HeavyBall, Nesterov,
+                         RMSprop, SimultaneousGDA)
 
 EXTRAGRADIENT = "theta - h*grad(theta - h*grad(theta))"
 BUILTIN = {"heavy-ball": HeavyBall, "nesterov": Nesterov, "rmsprop": RMSprop, "adam": Adam,
-           "adagrad": AdaGrad}
+           "adagrad": AdaGrad, "sim-gda": SimultaneousGDA, "alt-gda": AlternatingGDA}
+#: An --opt-args example per built-in, for messages.
+EXAMPLE_ARGS = {Adam: "beta1=9/10,beta2=999/1000,eps=1e-8", RMSprop: "rho=9/10,eps=1e-8",
+                AdaGrad: "eps=1e-8", SimultaneousGDA: "n_first=1,lr_ratio=2",
+                AlternatingGDA: "n_first=1,lr_ratio=2"}
 
 
 def _builtin(args, names):
@@ -29,13 +35,14 @@ def _builtin(args, names):
         key, sep, value = item.partition("=")
         if not sep:
             raise SymflowError(f"got --opt-args {item!r}; write name=value, e.g. beta=9/10")
-        kwargs[key.strip()] = parse_expression(value, names)
+        value = parse_expression(value, names)
+        kwargs[key.strip()] = int(value) if key.strip() == "n_first" and value.is_Integer \
+            else value
     try:
         return cls(**kwargs)
     except TypeError as err:
         raise SymflowError(f"--optimizer {args.optimizer}: {err}; e.g. --opt-args "
-                           f"\"{'beta1=9/10,beta2=999/1000,eps=1e-8' if cls is Adam else 'beta=9/10'}\"")\
-            from None
+                           f"\"{EXAMPLE_ARGS.get(cls, 'beta=9/10')}\"") from None
 
 
 def _optimizer(args, params, hypers):
@@ -154,6 +161,9 @@ def main(argv=None) -> int:
     except SymflowError as err:
         print(f"symflow {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 __all__ = ["main"]

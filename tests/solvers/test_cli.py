@@ -21,6 +21,16 @@ def test_derive_latex_and_custom_rule(capsys):
     assert "\\frac{dx}{dt}" in out and "\\lambda" not in out and "lam" in out
 
 
+def test_derive_a_game(capsys):
+    """Dirac-GAN E = p t from the command line, max player's rate r = 2: f0 = (-t, 2p) and
+    f1 = -(1/2) f0' f0 = (r/2)(p, t) = (p, t), pointing outward (the spiral)."""
+    assert main(["derive", "--optimizer", "sim-gda", "--opt-args", "n_first=1,lr_ratio=2",
+                 "--loss", "p*t", "--params", "p,t", "--order", "1"]) == 0
+    assert "h^0: [-t, 2*p]\n  h^1: [p, t]" in capsys.readouterr().out
+    assert main(["derive", "--optimizer", "alt-gda", "--loss", "p*t", "--params", "p,t"]) == 2
+    assert "n_first" in capsys.readouterr().err
+
+
 def test_malicious_loss_is_refused_and_not_run(capsys, tmp_path):
     marker = tmp_path / "pwned"
     code = f"__import__('os').system('touch {marker}')"
