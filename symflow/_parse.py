@@ -16,7 +16,7 @@ import operator
 
 import sympy as sp
 
-from ._errors import UnsafeExpressionError
+from ._errors import SymflowError, UnsafeExpressionError
 
 #: Functions a loss string may call.
 FUNCTIONS = {
@@ -48,8 +48,9 @@ def _power(base, exp, text):
     return base**exp
 
 
-def parse_expression(text: str, names: dict, functions: dict | None = None):
-    """Parse ``text`` with the symbols in ``names`` (name -> SymPy object or callable).
+def parse_expression(text: str, names, functions: dict | None = None):
+    """Parse ``text`` with the symbols in ``names``: a dict (name -> SymPy object or
+    callable) or a sequence of SymPy symbols, each known by its own name.
 
     Example::
 
@@ -57,7 +58,15 @@ def parse_expression(text: str, names: dict, functions: dict | None = None):
         >>> x, y = sp.symbols("x y")
         >>> sf.parse_expression("(x*y - 0.5)^2/2", {"x": x, "y": y})
         (x*y - 1/2)**2/2
+        >>> sf.parse_expression("exp(x) + y", [x, y])
+        y + exp(x)
     """
+    if not isinstance(names, dict):
+        symbols = list(names) if isinstance(names, (list, tuple, sp.MatrixBase)) else [names]
+        if not all(isinstance(s, sp.Symbol) for s in symbols):
+            raise SymflowError(f"got names={names!r}; pass a dict such as {{'x': x}} or a "
+                               "list of SymPy symbols such as [x, y]")
+        names = {s.name: s for s in symbols}
     if not isinstance(text, str):
         raise UnsafeExpressionError(f"expected an expression string, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:

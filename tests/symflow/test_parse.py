@@ -44,6 +44,16 @@ def test_parsed_loss_feeds_modified_equation():
     assert sp.expand(me.terms[0][0] + sp.diff(loss, x)) == 0
 
 
+def test_the_string_loss_message_shows_a_call_that_works():
+    """check_loss refuses a string and names sf.parse_expression(text, params): that call form
+    (a list of the parameters) parses, and anything else is refused clearly."""
+    with pytest.raises(sf.SymflowError, match=r"sf.parse_expression\(text, params\)"):
+        sf.modified_equation(sf.GD(), "x**2/2", [x], order=0)
+    assert sf.parse_expression("x^2/2 + y", [x, y]) == x**2 / 2 + y
+    with pytest.raises(sf.SymflowError, match="got names='x'"):
+        sf.parse_expression("x", "x")
+
+
 def test_parse_symbols():
     assert sf.parse_symbols("x, y", "params") == (x, y)
     with pytest.raises(sf.UnsafeExpressionError, match="'exp'"):
