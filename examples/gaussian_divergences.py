@@ -39,18 +39,15 @@ def discrete_stationary_covariance(h):
 
 
 def simulate(h, n, t_end, x0, seed):
-    rng = np.random.default_rng(seed)
-    Hn = np.array(H, float)
-    theta = np.tile(x0, (n, 1))
-    times, states = [0.0], [theta.copy()]
+    """The Langevin ensemble by the engine's Euler-Maruyama, saved at about 40 times."""
+    th = sp.symbols("theta1 theta2")
+    langevin = sf.SDE(drift=-H * sp.Matrix(th), diffusion=sp.sqrt(2 * TEMP), params=th,
+                      name="Langevin")
     steps = int(round(t_end / h))
-    for k in range(1, steps + 1):
-        noise = np.sqrt(2 * float(TEMP) * h) * rng.normal(size=theta.shape)
-        theta = theta - h * theta @ Hn.T + noise
-        if k % max(1, steps // 40) == 0:
-            times.append(k * h)
-            states.append(theta.copy())
-    return np.array(times), states
+    times = h * np.arange(0, steps + 1, max(1, steps // 40))
+    sol = sv.simulate_sde(langevin, x0, T=float(times[-1]), n_paths=n, key=seed, dt=h,
+                          save_at=times)
+    return sol.ts, [sol.ys[:, i] for i in range(len(sol.ts))]
 
 
 def main(out, n=40_000):
