@@ -136,8 +136,12 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         hess = hess / np.sqrt(np.outer(scale, scale))
     what = "h*lambda" if scale is None else "h*lambda (of the preconditioned Hessian)"
     if hasattr(optimizer, "scaling"):  # a game: its flow is -S grad E, its Jacobian S*H
-        S = optimizer.scaling(len(params)).xreplace(
-            {s: values.get(s.name, s) for s in optimizer.scaling(len(params)).free_symbols})
+        S = optimizer.scaling(len(params))
+        S = S.xreplace({s: values.get(s.name, s) for s in S.free_symbols})
+        if S.free_symbols:
+            missing = ", ".join(sorted(map(str, S.free_symbols)))
+            raise SymflowError(f"the game Jacobian of {optimizer.label} depends on {{{missing}}}; "
+                               "give their numbers in hyper_values")
         eig = np.linalg.eigvals(np.array(S.evalf().tolist(), dtype=float) @ hess)
         eig = eig[np.argsort(-np.abs(eig))]
         what = "h*|mu| (mu: the eigenvalues of the game Jacobian S*H)"
@@ -162,8 +166,7 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
     elif not trusted:
         message += f"; {name} is stable for h*lambda < {edge_text}"
     eig = tuple(float(e.real) if e.imag == 0 else complex(e) for e in np.asarray(eig, complex))
-    report = ValidityReport(lr, point, eig, ratio, trusted, message,
-                            edge, radius)
+    report = ValidityReport(lr, point, eig, ratio, trusted, message, edge, radius)
     if warn and not trusted:
         warnings.warn(str(report), ValidityWarning, stacklevel=2)
     return report

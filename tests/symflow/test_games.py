@@ -253,3 +253,8 @@ def test_validity_of_a_game_uses_its_jacobian_not_the_hessian():
     assert np.allclose(np.real(rep.eigenvalues), 0) and rep.h_lambda_max == pytest.approx(0.1)
     with pytest.warns(sf.ValidityWarning, match=r"h\*\|mu\| \(mu: the eigenvalues of the game"):
         sf.check_validity(p * t, [p, t], [0.5, 0.5], 0.4, optimizer=gda)
+    symbolic = sf.SimultaneousGDA(players=([p], [t]), lr_ratio=sp.Symbol("r", positive=True))
+    with pytest.raises(sf.SymflowError, match=r"depends on \{r\}; give their numbers"):
+        sf.check_validity(p * t, [p, t], [0.5, 0.5], 0.05, optimizer=symbolic)
+    assert sf.check_validity(p * t, [p, t], [0.5, 0.5], 0.05, {"r": 4}, optimizer=symbolic,
+                             warn=False).h_lambda_max == pytest.approx(0.1)
