@@ -31,9 +31,9 @@ from ._smooth import KERNELS, kernel_density, smooth, smoothing_gap_at
 from ._state import StateModifiedEquation, state_modified_equation
 from ._symbols import h
 from ._validity import ValidityReport, check_validity
-from .optimizers import (GD, AbstractMemoryOptimizer, AbstractOptimizer, AdaGrad, Adam, Custom,
-                         HeavyBall, Nesterov, RMSprop, SGD)
-from .optimizers import AbstractGDA, AlternatingGDA, SimultaneousGDA
+from .optimizers import (GD, SGD, AbstractGDA, AbstractMemoryOptimizer, AbstractOptimizer,
+                         AdaGrad, Adam, AlternatingGDA, Custom, HeavyBall, Nesterov, RMSprop,
+                         SimultaneousGDA)
 
 __version__ = "0.1.0"
 
