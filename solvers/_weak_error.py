@@ -114,10 +114,16 @@ class WeakErrorReport:
         return fig
 
 
-def _numeric(matrix, consts, hyper, lr):
-    """A symbolic matrix at ``h = lr`` and the ``hyper`` values, as a float array."""
-    values = np.asarray(hyper_vector(consts, {**(hyper or {}), "h": lr}))
-    return np.asarray(sp.lambdify(consts, matrix, "numpy")(*values), dtype=float)
+def _numeric(matrix, consts, hyper):
+    """``lr -> `` the symbolic matrix at ``h = lr`` and the ``hyper`` values, as a float
+    array (lambdified once, evaluated per learning rate)."""
+    fn = sp.lambdify(consts, matrix, "numpy")
+
+    def at(lr):
+        values = np.asarray(hyper_vector(consts, {**(hyper or {}), "h": lr}))
+        return np.asarray(fn(*values), dtype=float)
+
+    return at
 
 
 def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lrs, T,
@@ -207,18 +213,17 @@ def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
     trans = sf.sgd_moments(optimizer, degree=degree, **kwargs)
     coeffs = np.array(trans.coefficients(expr).evalf(), dtype=float).ravel()
     start = np.array([float(m.xreplace(dict(zip(state, x0)))) for m in trans.basis])
-    gens = {p: sf.sde_moments(sde, degree) for p, sde in sdes.items()}
+    transition = _numeric(trans.matrix, trans.constants, hyper)
+    gens = {}
+    for p, sde in sdes.items():
+        gen = sf.sde_moments(sde, degree)
+        gens[p] = _numeric(gen.matrix, gen.constants, hyper)
     sgd = np.empty(len(lrs))
     sde = {p: np.empty(len(lrs)) for p in sdes}
     for i, (lr, n) in enumerate(zip(lrs, steps)):
-        k = _numeric(trans.matrix, trans.constants, hyper, lr)
-        vec = coeffs.copy()
-        for _ in range(n):
-            vec = k @ vec
-        sgd[i] = start @ vec
-        for p, gen in gens.items():
-            g = _numeric(gen.matrix, gen.constants, hyper, lr)
-            sde[p][i] = start @ scipy.linalg.expm(T * g) @ coeffs
+        sgd[i] = start @ np.linalg.matrix_power(transition(lr), n) @ coeffs
+        for p, generator in gens.items():
+            sde[p][i] = start @ scipy.linalg.expm(T * generator(lr)) @ coeffs
     return sgd, sde, {p: np.zeros(len(lrs)) for p in sdes}
 
 
