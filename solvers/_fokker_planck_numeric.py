@@ -31,7 +31,7 @@ from symflow import SymflowError
 from symflow._sde import SDE
 
 from ._compile import vector_function
-from ._grid_density import GridDensity, check_box, grid_edges, mesh_points
+from ._grid_density import GridDensity, cell_centers, check_box, grid_edges, mesh_points
 from ._sde import constant_values
 
 
@@ -76,7 +76,7 @@ def fokker_planck_matrix(sde: SDE, bounds, cells, hyper=None, lr=None):
     d = sde.dim
     box, cells = check_box(bounds, cells, d)
     edges = grid_edges(box, cells)
-    centers = [(e[1:] + e[:-1]) / 2 for e in edges]
+    centers = cell_centers(edges)
     widths = [float(e[1] - e[0]) for e in edges]
     cv = np.asarray(constant_values(sde, hyper, lr))
     drift = vector_function(sde.drift, sde.params, sde.constants)
@@ -165,8 +165,7 @@ def solve_fokker_planck(sde, bounds, cells=None, hyper=None, lr=None, T=None, p0
     if p0 is None:
         raise SymflowError("a transient solve needs the initial density p0 (a function of "
                            "the cell-center coordinates, or an array of the grid's shape)")
-    centers = [(e[1:] + e[:-1]) / 2 for e in edges]
-    start = p0(*np.meshgrid(*centers, indexing="ij")) if callable(p0) else p0
+    start = p0(*np.meshgrid(*cell_centers(edges), indexing="ij")) if callable(p0) else p0
     p = np.asarray(start, dtype=float).reshape(-1)
     if p.size != n or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
         raise SymflowError(f"p0 must give {n} finite non-negative values, not all zero")

@@ -70,7 +70,7 @@ class GridDensity:
 
     @property
     def centers(self) -> tuple:
-        return tuple((e[1:] + e[:-1]) / 2 for e in self.edges)
+        return tuple(cell_centers(self.edges))
 
     @property
     def volumes(self) -> np.ndarray:
@@ -93,8 +93,8 @@ class GridDensity:
 
     def mean(self) -> np.ndarray:
         """:math:`\\mathbb E X` under the grid density (cell centers)."""
-        return np.array([float(np.sum(self.marginal(k).masses * self.marginal(k).centers[0]))
-                         for k in range(self.dim)])
+        margs = [self.marginal(k) for k in range(self.dim)]
+        return np.array([float(np.sum(m.masses * m.centers[0])) for m in margs])
 
     def cdf(self, x) -> np.ndarray:
         """The 1-D distribution function (linear inside cells, 0/1 outside the box)."""
@@ -173,6 +173,11 @@ def grid_edges(box, cells):
     return [np.linspace(lo, hi, n + 1) for (lo, hi), n in zip(box, cells)]
 
 
+def cell_centers(edges):
+    """The midpoints of the cells along each axis."""
+    return [(e[1:] + e[:-1]) / 2 for e in edges]
+
+
 def mesh_points(centers):
     """Cell centers as a batched state ``(d, n_cells)`` (C order)."""
     grids = np.meshgrid(*centers, indexing="ij")
@@ -202,26 +207,21 @@ def density_on_grid(density, bounds, cells=400, hyper=None, lr=None) -> GridDens
     params = density.params
     box, cells = check_box(bounds, cells, len(params))
     edges = grid_edges(box, cells)
-    centers = [(e[1:] + e[:-1]) / 2 for e in edges]
-    pts = jnp.asarray(mesh_points(centers))
+    centers = cell_centers(edges)
+    # the potential Phi (closed form), else the 1-D log-density gradient v
+    expr = sp.Matrix([density.potential] if density.closed_form else density.log_gradient)
+    consts = tuple(sorted(expr.free_symbols - set(params), key=str))
+    cv = hyper_vector(consts, {**(hyper or {}), **({} if lr is None else {"h": lr})})
+    vals = np.asarray(vector_function(expr, params, consts)(jnp.asarray(mesh_points(centers)),
+                                                           cv))[0]
     if density.closed_form:
-        expr = sp.Matrix([density.potential])
-        consts = tuple(sorted(expr.free_symbols - set(params), key=str))
-        phi = np.asarray(vector_function(expr, params, consts)(pts, _values(consts, hyper, lr)))
-        log_p = -(phi[0] - np.min(phi[0]))
+        log_p = -(vals - np.min(vals))
     else:
-        expr = sp.Matrix(density.log_gradient)
-        consts = tuple(sorted(expr.free_symbols - set(params), key=str))
-        v = np.asarray(vector_function(expr, params, consts)(pts, _values(consts, hyper, lr)))[0]
-        x = centers[0]
-        log_p = np.concatenate([[0.0], np.cumsum((v[1:] + v[:-1]) / 2 * np.diff(x))])
+        log_p = np.concatenate([[0.0], np.cumsum((vals[1:] + vals[:-1]) / 2
+                                                 * np.diff(centers[0]))])
         log_p -= log_p.max()
     values = np.exp(log_p).reshape(cells)
     return GridDensity(edges, values, [str(p) for p in params], "stationary density")
-
-
-def _values(consts, hyper, lr):
-    return hyper_vector(consts, {**(hyper or {}), **({} if lr is None else {"h": lr})})
 
 
 @dataclasses.dataclass
