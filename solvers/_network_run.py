@@ -53,7 +53,7 @@ class NetworkOptimizer:
         self._hyper = hyper_vector(syms, hyper)
         self._scalars = vector_function(sp.Matrix(scalars), [sf.h], syms)
         self._checked = set()
-        self.final = self._driver(jax.jit(self._final))
+        self._final_jit = jax.jit(self._final)
         self._trajectory = jax.jit(self._scan, static_argnames=("n_saves", "observe"))
 
     # -- one step ----------------------------------------------------------------------
@@ -111,13 +111,10 @@ class NetworkOptimizer:
                                    f"must be shaped like params: {shapes}")
         return params, memory0
 
-    def _driver(self, compiled):
-        def final(params, batch, lr, n_steps, memory0=None):
-            """``(params_n, memory_n)`` after ``n_steps`` steps from ``params`` (and ``memory0``)."""
-            state = self.start(params, batch, memory0)
-            return compiled(state, batch, check_lr(lr), _check_steps(n_steps))
-
-        return final
+    def final(self, params, batch, lr, n_steps, memory0=None):
+        """``(params_n, memory_n)`` after ``n_steps`` steps from ``params`` (and ``memory0``)."""
+        state = self.start(params, batch, memory0)
+        return self._final_jit(state, batch, check_lr(lr), _check_steps(n_steps))
 
     def trajectory(self, params, batch, lr, n_steps, observe, every=1, memory0=None):
         """``observe(params_k)`` for ``k = every, 2 every, ...`` up to ``n_steps``, and the

@@ -35,7 +35,7 @@ from symflow import SymflowError
 from ._network_run import network_optimizer
 from ._sharpness import sharpness
 from ._tree_eval import manifold_fields, network_field
-from ._verify import VerifyReport, check_ladder, step_count
+from ._verify import VerifyReport, _slope, check_ladder, step_count
 
 MAX_STEPS = 100_000
 
@@ -136,8 +136,7 @@ def verify_order_network(optimizer, loss_fn, params0, batch, lrs, T, orders=(0, 
             y = solve_network_flow(field, params0, batch, lr, n * lr, p, rtol, atol)
             errors[p].append(_distance(theta_n, y))
     errors = {p: np.array(e) for p, e in errors.items()}
-    slopes = {p: float(np.polyfit(np.log(lrs), np.log(e), 1)[0]) if np.all(e > 0)
-              else float("nan") for p, e in errors.items()}
+    slopes = {p: _slope(lrs, e) for p, e in errors.items()}
     validity = _Sharpness(sharpness(loss_fn, params0, batch), float(lrs[0]))
     return VerifyReport(optimizer.label, lrs, float(T), orders, errors, slopes, validity,
                         None if offsets is None else np.array(offsets))

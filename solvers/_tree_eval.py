@@ -50,6 +50,7 @@ import sympy as sp
 import symflow as sf
 from symflow import SymflowError
 from symflow._trees import sort_key
+from symflow._validate import resolve_values
 
 from ._iterate import check_lr
 
@@ -197,9 +198,7 @@ class _Combiner:
             b = self.tree(t)
         else:
             scale, b = 1.0, self.combination(last)
-        if not a:
-            value = jax.jvp(self.grad, (self.theta,), (b,))[1]
-        elif rider is None:
+        if rider is None:
             value = self.derivative(self.theta, a + [b])
         else:
             c = self.combination(rider)
@@ -254,8 +253,7 @@ class _Combiner:
 def _numeric(expr, hyper, what):
     expr = sp.sympify(expr)
     if hyper:
-        by_name = {s.name: s for s in expr.free_symbols}
-        expr = expr.subs({by_name.get(str(k), k): v for k, v in hyper.items()})
+        expr = expr.subs(resolve_values(hyper, expr))
     if expr.free_symbols:
         names = ", ".join(sorted(map(str, expr.free_symbols)))
         raise SymflowError(f"{what} has the symbols {{{names}}}; give their values with "
@@ -305,8 +303,8 @@ class NetworkField:
         w = jnp.asarray(self.coeffs) @ hw
         value = combiner.combination(dict(zip(self.trees, w))) if self.trees else \
             tmap(jnp.zeros_like, params)
-        a = jnp.asarray(self.theta_coeffs).T @ hw   # one coefficient of theta per block
         if np.any(self.theta_coeffs):
+            a = jnp.asarray(self.theta_coeffs).T @ hw   # one coefficient of theta per block
             value = axpy([(1.0, value)] + [(a[b], combiner.project(params, b))
                                             for b in range(self.blocks)])
         return value

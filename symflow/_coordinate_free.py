@@ -390,10 +390,12 @@ def _reduce_memory(S, rule, optimizer, progress):
         "(the invariance equation did not close); its memory may not relax geometrically")
 
 
-def _tree_series(S, vec, name):
-    """A series dict ``{(k, key): c}`` as a :class:`TreeSeries` with SymPy coefficients."""
-    terms = [dict() for _ in range(S.T + 1)]
-    theta = [[sp.S.Zero] * S.blocks for _ in range(S.T + 1)]
+def _tree_series(S, vec, name, length=None):
+    """A series dict ``{(k, key): c}`` as a :class:`TreeSeries` with SymPy coefficients
+    (``length`` terms, by default ``S.T + 1``)."""
+    length = S.T + 1 if length is None else length
+    terms = [dict() for _ in range(length)]
+    theta = [[sp.S.Zero] * S.blocks for _ in range(length)]
     for (k, t), c in vec.items():
         c = sp.cancel(S.K.to_sympy(c))
         if is_theta(t):
@@ -443,12 +445,10 @@ def coordinate_free_equation(optimizer, order, progress=None) -> CoordinateFreeE
         manifold = tuple(_tree_series(S, vec, f"m_{j}") for j, vec in enumerate(M))
     else:
         theta_next = S.evaluate(rule.theta, {THETA: S.theta()})
-    S.split_point(theta_next, f"the update of {optimizer!r}")
     d = [dict() for _ in range(S.T + 1)]
-    for (k, t), c in theta_next.items():
-        if not is_theta(t):
-            d[k][t] = c
+    for k, t, c in S.split_point(theta_next, f"the update of {optimizer!r}"):
+        d[k][t] = c
     f = S.modified_field(d, order, progress)
-    field = _tree_series(S, {(k, t): c for k, fk in enumerate(f) for t, c in fk.items()}, "f")
-    field = TreeSeries(field.terms[: order + 1], blocks=S.blocks)
+    field = _tree_series(S, {(k, t): c for k, fk in enumerate(f) for t, c in fk.items()}, "f",
+                         order + 1)
     return CoordinateFreeEquation(optimizer, order, field, manifold, rule)
