@@ -39,6 +39,8 @@ import sympy as sp
 
 from . import _validate as v
 from ._errors import SymflowError
+from ._gradient import expr_potential
+from ._sde import psd_factor
 
 
 def _exact(value) -> Fraction:
@@ -208,7 +210,7 @@ class Dataset:
 
     def _features_from_coefficients(self):
         """Explicit losses with polynomial gradients: grad l_i = C(theta) a_i, a_i rational."""
-        columns, rows = [], [dict() for _ in self.losses]
+        rows = [dict() for _ in self.losses]
         for i, loss in enumerate(self.losses):
             for r, p in enumerate(self.params):
                 g = sp.expand(sp.diff(loss, p))
@@ -257,8 +259,6 @@ class Dataset:
         if terms is None:
             # gradient polynomial in the data but the loss is not: only a theta-free part
             # differs; integrate the mean gradient instead.
-            from ._gradient import expr_potential
-
             pot = expr_potential(list(-self.mean_gradient), self.params)
             if pot is None:
                 raise SymflowError("cannot form the mean loss of this template exactly")
@@ -337,8 +337,6 @@ class Dataset:
         centered per-sample gradients
         :math:`G = N^{-1/2}[\nabla\ell_1-\nabla L, \dots, \nabla\ell_N-\nabla L]`.
         """
-        from ._sde import psd_factor
-
         if self._coeffs is not None:
             r = psd_factor(self.feature_covariance, "feature covariance")
             return sp.ImmutableMatrix((self._coeffs * r).applyfunc(sp.expand))

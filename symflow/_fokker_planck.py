@@ -84,18 +84,18 @@ class StationaryDensity:
         self.unnormalized = sp.exp(-potential)
         self.normalization = self._normalization()
         self.expr = self.unnormalized / self.normalization
+        self._z_cache = {}
 
     def _normalization(self):
         phi = sp.expand(self.potential)
         params = self.params
-        if phi.is_polynomial(*params) and sp.Poly(phi, *params).total_degree() == 2:
-            poly = sp.Poly(phi, *params)
+        poly = sp.Poly(phi, *params) if phi.is_polynomial(*params) else None
+        if poly is not None and poly.total_degree() == 2:
             a = sp.hessian(phi, params)
             grad0 = sp.Matrix([sp.diff(phi, p) for p in params]).xreplace(
                 {p: 0 for p in params})
-            pd = all(_sign(a[:k, :k].det()) is True and a[:k, :k].det() != 0
-                     for k in range(1, len(params) + 1))
-            if pd:
+            minors = (a[:k, :k].det() for k in range(1, len(params) + 1))
+            if all(_sign(m) is True and m != 0 for m in minors):  # Sylvester: Hessian > 0
                 c0 = poly.coeff_monomial(1)
                 quad = (grad0.T * a.inv() * grad0)[0]
                 self.kind = "gaussian" if self.kind != "gibbs" else self.kind
@@ -116,7 +116,7 @@ class StationaryDensity:
         self._require_closed_form()
         subs = v.resolve_values(values or {}, sp.Matrix([self.unnormalized]))
         key = tuple(sorted((str(k), float(val)) for k, val in subs.items()))
-        cache = self.__dict__.setdefault("_z_cache", {})
+        cache = self._z_cache
         if key not in cache:
             z = self.normalization.xreplace({k: sp.nsimplify(val) for k, val in subs.items()})
             value = complex(z.evalf(15) if not isinstance(z, sp.Integral)
@@ -188,10 +188,9 @@ class FokkerPlanck:
     def current(self, p) -> sp.Matrix:
         r"""The probability current :math:`J_i = b_i p - \tfrac12\sum_j\partial_j(D_{ij}p)`."""
         p = sp.sympify(p)
-        params, D = self.params, self.diffusion_matrix
-        return sp.Matrix([self.drift[i] * p - sp.Add(*[sp.diff(D[i, j] * p, params[j])
-                                                        for j in range(len(params))]) / 2
-                          for i in range(len(params))])
+        D = self.diffusion_matrix
+        return sp.Matrix([b * p - _div(D.row(i) * p, self.params) / 2
+                          for i, b in enumerate(self.drift)])
 
     @property
     def equation(self) -> sp.Eq:
@@ -235,8 +234,7 @@ class FokkerPlanck:
                     "carries a non-zero probability current")
             return self._normalizable(StationaryDensity(
                 params, sp.expand(pot / temperature), "gibbs", temperature=temperature))
-        divd = sp.Matrix([sp.Add(*[sp.diff(D[i, j], params[j]) for j in range(d)])
-                          for i in range(d)])
+        divd = sp.Matrix([_div(D.row(i), params) for i in range(d)])
         vfield = (D.inv() * (2 * self.drift - divd)).applyfunc(sp.cancel)
         if d == 1:  # every 1-D field is a gradient: log p = int v
             phi = sp.integrate(vfield[0], params[0])

@@ -143,12 +143,17 @@ def _coefficients(expr, basis, params, degree):
     if poly is not None and poly.total_degree() > degree:
         raise SymflowError(f"got phi={expr} of degree {poly.total_degree()}; this moment "
                            f"system holds polynomials of degree <= {degree} only")
-    terms = dict(poly.terms()) if poly is not None else {}
-    index = {sp.Poly(b, *params).monoms()[0]: i for i, b in enumerate(basis)}
+    index = _monomial_index(tuple(basis), tuple(params))
     out = sp.zeros(len(basis), 1)
-    for mono, c in terms.items():
+    for mono, c in (poly.terms() if poly is not None else ()):
         out[index[mono]] = c
     return sp.ImmutableMatrix(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _monomial_index(basis, params) -> dict:
+    """``{exponent tuple: position in basis}``."""
+    return {sp.Poly(b, *params).monoms()[0]: i for i, b in enumerate(basis)}
 
 
 def _operator_matrix(apply, params, degree, source, why):
@@ -236,7 +241,7 @@ def sgd_moments(optimizer, losses=None, params=None, dataset=None, noise=None,
                       for j in range(len(params))), sp.S.Zero)
         return phi.xreplace(moved) + spread / 2
 
-    source = f"{optimizer.label}"
+    source = optimizer.label
     basis, mat = _operator_matrix(apply, params, degree, source,
                                   "it closes when grad L is affine and the gradient-noise "
                                   "covariance is at most quadratic")

@@ -168,6 +168,14 @@ def check_psd_numeric(matrix, params=(), what: str = "covariance", count: int = 
                 f"is {low:.3g} < 0; a covariance must satisfy v^T C v >= 0 for every v")
 
 
+def factor_covariance(cov, params, what: str = "covariance") -> sp.Matrix:
+    """:func:`psd_factor` of ``cov``, after :func:`check_psd_numeric` when it depends on
+    ``params`` (for a constant matrix the exact factorization is itself the PSD test)."""
+    if cov.free_symbols & set(params):
+        check_psd_numeric(cov, params, what)
+    return psd_factor(cov, what)
+
+
 def _entries_equal(a, b) -> bool:
     diff = sp.Matrix(a) - sp.Matrix(b)
     return all(sp.expand(e) == 0 or is_zero_expr(e) for e in diff)
@@ -229,8 +237,7 @@ class SDE:
         if diffusion is None and cov is None:
             sigma = sp.zeros(d, 1)
         elif diffusion is None:
-            self._check_cov_psd(cov)
-            sigma = psd_factor(cov)
+            sigma = factor_covariance(cov, self.params)
         else:
             if isinstance(diffusion, (sp.Expr, numbers.Number)) and not isinstance(
                     diffusion, sp.MatrixBase):
@@ -262,12 +269,6 @@ class SDE:
                                                                           self.params)):
                 raise SymflowError(f"got potential={pot}, but the drift is not -grad of it")
             self.potential = pot
-
-    def _check_cov_psd(self, cov):
-        if not cov.free_symbols & set(self.params):
-            psd_factor(cov)  # exact test; raises when decidably not PSD
-        else:
-            check_psd_numeric(cov, self.params)
 
     # -- structure ---------------------------------------------------------------------
     @property
@@ -391,4 +392,4 @@ class SDE:
         return (self.params, self.drift, self.diffusion, self.covariance)
 
 
-__all__ = ["SDE", "check_psd_numeric", "psd_factor"]
+__all__ = ["SDE", "check_psd_numeric", "factor_covariance", "psd_factor"]

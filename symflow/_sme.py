@@ -59,7 +59,7 @@ from sympy.polys.rings import ring
 from . import _validate as v
 from ._dataset import as_dataset
 from ._errors import SymflowError
-from ._sde import SDE, check_psd_numeric, psd_factor, refuse_strings
+from ._sde import SDE, _as_matrix, check_psd_numeric, factor_covariance, refuse_strings
 from ._symbols import h
 from .optimizers import GD, AbstractOptimizer, Custom
 from .optimizers._sgd import SGD
@@ -81,15 +81,13 @@ def _noise_from_user(noise, params):
     refuse_strings(noise, "noise")
     d = len(params)
     if isinstance(noise, sp.MatrixBase) or isinstance(noise, (list, tuple)):
-        cov = sp.Matrix(noise).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
+        cov = _as_matrix(noise, "noise")
         if cov.shape != (d, d):
             raise SymflowError(f"got a {cov.shape[0]}x{cov.shape[1]} noise covariance for "
                                f"{d} parameters; give a {d}x{d} matrix Sigma (the covariance "
                                "of the gradient noise), or a scalar variance s**2 for s**2*I")
         _refuse_non_finite(cov, "noise")
-        if cov.free_symbols & set(params):
-            check_psd_numeric(cov, params, "noise covariance")
-        return psd_factor(cov, "noise covariance"), cov
+        return factor_covariance(cov, params, "noise covariance"), cov
     value = v.rationalize(sp.sympify(noise))
     if not isinstance(value, sp.Expr):
         raise SymflowError(f"got noise={v._describe(noise)}; give a d x d covariance Matrix "
@@ -161,7 +159,7 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
     if noise is not None and noise_factor is not None:
         raise SymflowError("give noise=<covariance> or noise_factor=<G>, not both")
     user_noise = noise is not None or noise_factor is not None
-    if isinstance(optimizer, GD) and not isinstance(optimizer, SGD) and not user_noise:
+    if isinstance(optimizer, GD) and not user_noise:
         raise SymflowError("full-batch gradient descent has no gradient noise; give "
                            "noise=<covariance> (or noise_factor=...), or use SGD(batch_size=B)")
     if user_noise and dataset is None and isinstance(losses, (sp.Expr, int, float)):
@@ -174,8 +172,7 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
     d = len(params)
     if user_noise:
         if noise_factor is not None:
-            refuse_strings(noise_factor, "noise_factor")
-            factor = sp.Matrix(noise_factor).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
+            factor = _as_matrix(noise_factor, "noise_factor")
             if factor.shape[0] != d:
                 raise SymflowError(f"got a {factor.shape[0]}x{factor.shape[1]} noise_factor "
                                    f"for {d} parameters; it must be {d} x m")
@@ -233,9 +230,7 @@ class _SeriesMaps:
             self.grads = grads
 
     def identity(self):
-        if self.polynomial:
-            return list(self.gens)
-        return [sp.S.Zero + p for p in self.params]
+        return list(self.gens if self.polynomial else self.params)
 
     def step(self, current, k):
         """``current - h * grad_k(current)`` truncated after ``h**order``."""
@@ -314,7 +309,8 @@ class EpochFlow:
         return out
 
     def latex(self) -> str:
-        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {sp.latex(sp.expand(self.field[i]))}"
+        field = self.field
+        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {sp.latex(sp.expand(field[i]))}"
                 for i, p in enumerate(self.params)]
         if self.modified_loss is not None:
             rows.append(f"\\tilde{{L}} &= {sp.latex(self.modified_loss)}")

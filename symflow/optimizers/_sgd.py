@@ -6,6 +6,7 @@ import numbers
 
 import sympy as sp
 
+from .._errors import SymflowError
 from ._base import AbstractOptimizer
 
 
@@ -50,8 +51,6 @@ class SGD(AbstractOptimizer):
     name = "sgd"
 
     def __init__(self, batch_size, replacement: bool = True):
-        from .._errors import SymflowError
-
         if isinstance(batch_size, bool) or not (
                 isinstance(batch_size, (numbers.Integral, sp.Integer, sp.Symbol))):
             raise SymflowError(
@@ -69,18 +68,11 @@ class SGD(AbstractOptimizer):
     def hyperparameters(self) -> dict:
         return {"batch_size": self.batch_size, "replacement": self.replacement}
 
-    @property
-    def hyper_symbols(self) -> frozenset:
-        b = self.batch_size
-        return frozenset({b}) if isinstance(b, sp.Symbol) else frozenset()
-
     def step(self, theta, grad, h):
         return theta - h * grad(theta)
 
     def noise_scale(self, n_samples):
         r"""The factor :math:`c_{N,B}` of the minibatch-noise covariance for ``N = n_samples``."""
-        from .._errors import SymflowError
-
         b = sp.sympify(self.batch_size)
         n = sp.sympify(n_samples)
         if self.replacement:
