@@ -1,7 +1,6 @@
 """SGD, datasets, SDE objects and stochastic modified equations (symbolic, exact)."""
 
 import itertools
-import time
 import warnings
 
 import numpy as np
@@ -123,15 +122,14 @@ def test_minibatch_covariance_by_enumeration():
         assert mat_zero(avg - ds.mean_gradient)
 
 
-def test_large_dataset_uses_exact_moments_quickly():
+def test_large_dataset_uses_exact_moments():
+    """10^4 samples through exact data moments, against floating-point sums."""
     rng = np.random.default_rng(0)
     xs = rng.normal(size=10_000)
     data = np.column_stack([xs, 2 * xs - 1 + 0.1 * rng.normal(size=xs.size)])
-    t0 = time.perf_counter()
     ds = Dataset(loss=(w * x + b - y) ** 2 / 2, params=[w, b], data_symbols=[x, y], data=data)
     cov = ds.gradient_covariance
     g = ds.noise_factor
-    assert time.perf_counter() - t0 < 20
     # compare with floating-point sums at a point
     pt = {w: sp.Rational(3, 2), b: sp.Rational(-1, 3)}
     r = 1.5 * data[:, 0] - 1 / 3 - data[:, 1]
