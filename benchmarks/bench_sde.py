@@ -184,10 +184,11 @@ def main(repeats, skip_stream, stream_paths):
     if n_dev > 1:
         runs[f"engine x{n_dev}"] = engine(devices=None)
     runs.update({"numpy": numpy_loop(), "lax.scan": lax_scan()})
-    if torchsde_euler() is None:
+    torch_run = torchsde_euler()
+    if torch_run is None:
         print("  torchsde: not installed (pip install torch==2.13.0 torchsde); skipped")
     else:
-        runs["torchsde"] = torchsde_euler()
+        runs["torchsde"] = torch_run
         runs["torchsde 1thr"] = torchsde_euler(threads=1)
     first, times, outs = interleaved(runs, repeats)
     sec = {k: float(np.median(v)) for k, v in times.items()}

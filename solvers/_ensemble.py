@@ -210,6 +210,17 @@ def mesh_sharding(devices):
     return NamedSharding(mesh, PartitionSpec(None, "paths")), len(devs)
 
 
+def row_sharding(sharding):
+    """The sharding of per-path arrays (leading axis the path) that goes with ``sharding``."""
+    return None if sharding is None else NamedSharding(sharding.mesh, PartitionSpec("paths"))
+
+
+def chunk_layout(n_paths, chunk_size, n_dev):
+    """``(paths per chunk, chunk width padded to a multiple of n_dev, number of chunks)``."""
+    per_chunk = min(chunk_size, n_paths)
+    return per_chunk, -(-per_chunk // n_dev) * n_dev, chunk_count(n_paths, per_chunk)
+
+
 # -- compiled pieces -------------------------------------------------------------------------
 def _make_advance(step_factory, n, sharding, track):
     def constrain(a):
@@ -282,9 +293,7 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
     """
     sharding, n_dev = mesh_sharding(devices)
     n_paths, d = start.shape
-    per_chunk = min(check_chunk_size(chunk_size), n_paths)
-    chunk = -(-per_chunk // n_dev) * n_dev  # padded to a multiple of the device count
-    n_chunks = -(-n_paths // per_chunk)
+    per_chunk, chunk, n_chunks = chunk_layout(n_paths, check_chunk_size(chunk_size), n_dev)
     advance_key = ("advance", cache_key, chunk, sharding, track)
     if advance_key not in cache:
         cache[advance_key] = _make_advance(step_factory, chunk, sharding, track)
@@ -304,8 +313,7 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
         bounds |= {round(n_steps * s / _PROGRESS_SEGMENTS) for s in range(1, _PROGRESS_SEGMENTS)}
     bounds = sorted(bounds)
     bound = jnp.float64(np.inf if max_abs is None else max_abs)
-    path_sharding = None if sharding is None else NamedSharding(sharding.mesh,
-                                                                PartitionSpec("paths"))
+    path_sharding = row_sharding(sharding)
     ys = None if stats else np.empty((n_paths, len(save_idx), d))
     sums = [None] * len(save_idx)
     first_bad = np.empty(n_paths, dtype=np.int64)
@@ -392,4 +400,5 @@ def as_key(key):
 
 
 __all__ = ["DEFAULT_CHUNK", "Ensemble", "as_key", "check_on_divergence", "check_start",
-           "divergence_error", "mesh_sharding", "phi_function", "run_ensemble", "stats_spec"]
+           "chunk_layout", "divergence_error", "mesh_sharding", "phi_function", "row_sharding",
+           "run_ensemble", "stats_spec"]

@@ -50,15 +50,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from jax.sharding import NamedSharding, PartitionSpec
 
 from symflow import SymflowError
 from symflow._sde import SDE
 
 from ._compile import vector_function
 from ._ensemble import (DEFAULT_CHUNK, Ensemble, as_key, check_chunk_size, check_on_divergence,
-                        check_start, chunk_count, combine_sums, divergence_error,
-                        mesh_sharding, phi_function, progress_bar, run_ensemble, stats_spec)
+                        check_start, chunk_count, chunk_layout, combine_sums, divergence_error,
+                        mesh_sharding, phi_function, progress_bar, row_sharding, run_ensemble,
+                        stats_spec)
 from ._normals import normal_rows
 
 SOLVERS = ("euler", "heun", "sra1")
@@ -320,7 +320,6 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
         ts = np.minimum(save_times(save_at, T), T)
         ys, st, first_time = _adaptive(csde, start, T, key, dt, ts, cv, solver, rtol, atol,
                                        max_steps, stats, phi_fn, progress, chunk_size, devices)
-        n_dev = mesh_sharding(devices)[1]
     else:
         if solver not in SOLVERS:
             raise SymflowError(f"got solver={solver!r}; fixed-step solvers are {SOLVERS} "
@@ -335,11 +334,10 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
                                   key, save_idx, n_steps, args, stats, phi_fn, progress,
                                   chunk_size, devices, "SDE paths", track_divergence, max_abs)
         first_time = np.where(fb >= 0, fb * dt_eff, np.nan)
-        n_dev = mesh_sharding(devices)[1]
     diverged = ~np.isnan(first_time)
     info = {"method": f"{solver}{' (adaptive)' if adaptive else ''}", "dt": dt_eff,
             "n_steps": n_steps, "chunks": chunk_count(n_paths, chunk_size),
-            "devices": n_dev, "seconds": time.perf_counter() - t0}
+            "devices": mesh_sharding(devices)[1], "seconds": time.perf_counter() - t0}
     if diverged.any() and on_divergence == "raise":
         raise divergence_error(first_time, n_paths, "paths",
                                f"T={T}: reduce dt (or the learning rate) or check the drift "
@@ -385,22 +383,20 @@ def _adaptive(csde, start, T, key, dt, ts, cv, solver, rtol, atol, max_steps, st
                                                    max_steps)
     solve = csde.kernels[cache_key]
     sharding, n_dev = mesh_sharding(devices)
+    rows = row_sharding(sharding)
     n_paths, d = start.shape
-    per_chunk = min(chunk_size, n_paths)
-    chunk = -(-per_chunk // n_dev) * n_dev
+    per_chunk, chunk, n_chunks = chunk_layout(n_paths, chunk_size, n_dev)
     keys = jax.random.split(key, n_paths)
     ys = None if stats else np.empty((n_paths, len(ts), d))
     first_time = np.full(n_paths, np.nan)
     sums = None
-    n_chunks = chunk_count(n_paths, per_chunk)
     show = n_chunks > 1 if progress is None else bool(progress)
     with progress_bar(n_paths, show, "SDE paths (adaptive)") as bar:
         for c in range(n_chunks):
             lo, hi = c * per_chunk, min((c + 1) * per_chunk, n_paths)
             idx = np.concatenate([np.arange(lo, hi), np.full(chunk - (hi - lo), lo)])
             y0, k = jnp.asarray(start[idx]), keys[idx]
-            if sharding is not None:
-                rows = NamedSharding(sharding.mesh, PartitionSpec("paths"))
+            if rows is not None:
                 y0, k = jax.device_put(y0, rows), jax.device_put(k, rows)
             out, ok = solve(y0, k, cv)
             out, ok = np.array(out)[: hi - lo], np.asarray(ok)[: hi - lo]
