@@ -95,8 +95,7 @@ def unsolved(me, flow, y0, w, hv, order: int, where: str) -> SymflowError:
             f"the order-{order} modified flow is not finite at its start ({start}): {bad}. "
             f"A term of order <= {order} is singular there (e.g. 1/sqrt(v) at v = 0); {fix}")
     hint = ""
-    if not isinstance(me, StateModifiedEquation) and \
-            not getattr(me.optimizer, "smooth_at_zero_gradient", True):
+    if not isinstance(me, StateModifiedEquation) and not me.optimizer.smooth_at_zero_gradient:
         hint = (f"; {me.optimizer!r} keeps eps outside the root, so its reduced flow has terms "
                 "~ 1/|g_i|^k where a gradient component g_i vanishes (eps_in_sqrt=True for "
                 "RMSprop, eps_root > 0 for Adam, or a path where the components keep their sign)")

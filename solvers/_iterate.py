@@ -132,9 +132,14 @@ def manifold_memory(me, x0, lr, hyper=None):
     ``me`` is the reduced :class:`~symflow.ModifiedEquation` of an optimizer with memory.
     Starting there instead of at zero removes the transient (to the order derived).
     """
+    return manifold_function(me, lr, hyper)(as_start(x0, me.params))
+
+
+def manifold_function(me, lr, hyper=None):
+    r"""``theta -> M_h(theta)`` at learning rate ``lr``, for ``theta`` of shape ``(d, ...)``."""
     if getattr(me, "manifold", None) is None:
         raise SymflowError(f"{me!r} has no memory manifold (the optimizer keeps no memory)")
     hyper_syms = tuple(sorted(me.manifold.free_symbols - set(me.params) - {sf.h}, key=str))
     f = vector_function(sp.ImmutableMatrix(me.manifold), me.params, (sf.h,) + hyper_syms)
     extra = jnp.concatenate([jnp.array([float(lr)]), hyper_vector(hyper_syms, hyper)])
-    return f(as_start(x0, me.params), extra)
+    return lambda theta: f(theta, extra)

@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 import symflow as sf
 from symflow import SymflowError
 
-from ._compile import hyper_vector, vector_function
+from ._compile import hyper_vector
 from ._flow import compiled_flow, flow_step, unsolved
-from ._iterate import as_start, check_lr, compiled_map, declared, manifold_memory
+from ._iterate import as_start, check_lr, compiled_map, declared, manifold_function
 
 
 @dataclasses.dataclass
@@ -213,17 +213,17 @@ def _diverged(optimizer, lr, start, state):
                            f"{list(map(float, start))}; use smaller learning rates")
 
 
-def _transient(optimizer, cmap, me, start, extra, lr, n, hyper, manifold_fn):
-    """Runs from the manifold and from the initial memory, compared step by step."""
+def _transient(optimizer, cmap, start, extra, lr, n, manifold):
+    """Runs from the manifold and from the initial memory, compared step by step
+    (``manifold``: ``theta -> M_h(theta)`` at this ``lr``)."""
     d = cmap.n_params
-    on = cmap.trajectory(cmap.start(start, extra, manifold_memory(me, start, lr, hyper)),
-                         extra, n)
+    on = cmap.trajectory(cmap.start(start, extra, manifold(start)), extra, n)
     off = cmap.trajectory(cmap.start(start, extra), extra, n)
     _diverged(optimizer, lr, start, on[-1])
     _diverged(optimizer, lr, start, off[-1])
     theta_gap = np.linalg.norm(np.asarray(off[:, :d] - on[:, :d]), axis=1)
-    manifold = np.asarray(manifold_fn(off[:, :d].T))
-    memory_gap = np.linalg.norm(np.asarray(off[:, d:]).T - manifold, axis=0)
+    on_manifold = np.asarray(manifold(off[:, :d].T))
+    memory_gap = np.linalg.norm(np.asarray(off[:, d:]).T - on_manifold, axis=0)
     return on[-1, :d], Transient(lr, np.arange(n + 1), theta_gap, memory_gap)
 
 
@@ -295,10 +295,6 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     errors = {p: [] for p in orders}
     reduced_memory = bool(cmap.memory) and not state
     offsets, transients, steps = [], [], []
-    if reduced_memory:
-        hyper_syms = tuple(sorted(me.manifold.free_symbols - set(params) - {sf.h}, key=str))
-        manifold_fn = vector_function(sp.ImmutableMatrix(me.manifold), params,
-                                      (sf.h,) + hyper_syms)
     d = cmap.n_params
     for lr in tqdm(lrs, desc="verify_order", unit="lr", disable=not progress):
         extra = cmap.extra(lr, hyper)
@@ -316,9 +312,8 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
             step, n = lr, step_count(T, lr)
             y0 = start
             if reduced_memory:
-                fn = lambda th: manifold_fn(th, jnp.concatenate(  # noqa: E731
-                    [jnp.array([lr]), hyper_vector(hyper_syms, hyper)]))
-                target, tr = _transient(optimizer, cmap, me, start, extra, lr, n, hyper, fn)
+                target, tr = _transient(optimizer, cmap, start, extra, lr, n,
+                                        manifold_function(me, lr, hyper))
                 transients.append(tr)
                 offsets.append(float(tr.theta_gap[-1]))
             else:
