@@ -49,6 +49,12 @@ class ValidityReport:
         return f"h*|lambda|_max = {self.h_lambda_max:.4g} at {self.point}: {self.message}"
 
 
+def _by_name(expr, values):
+    """``expr`` with its symbols replaced by the numbers in ``values`` (keyed by name)."""
+    expr = sp.sympify(expr)
+    return expr.xreplace({s: values.get(s.name, s) for s in expr.free_symbols})
+
+
 def _limits(optimizer, values):
     """``(name, edge, radius, edge_text, radius_text)`` with numbers for the limits."""
     from .optimizers import GD
@@ -66,8 +72,7 @@ def _limits(optimizer, values):
         if expr is None:
             return None, None
         expr = sp.sympify(expr)
-        value = expr.xreplace({s: values.get(s.name, s) for s in expr.free_symbols})
-        value = value.subs(h, values["h"]).evalf()
+        value = _by_name(expr, values).subs(h, values["h"]).evalf()
         if value.free_symbols:
             missing = ", ".join(sorted(map(str, value.free_symbols)))
             raise SymflowError(f"the limits of {name} depend on {{{missing}}}; give their "
@@ -131,13 +136,11 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
     scale = None if optimizer is None else optimizer.preconditioner(
         [float(sp.diff(loss, p).xreplace(subs)) for p in params])
     if scale is not None:
-        scale = np.array([float(sp.sympify(c).xreplace(
-            {s: values.get(s.name, s) for s in sp.sympify(c).free_symbols})) for c in scale])
+        scale = np.array([float(_by_name(c, values)) for c in scale])
         hess = hess / np.sqrt(np.outer(scale, scale))
     what = "h*lambda" if scale is None else "h*lambda (of the preconditioned Hessian)"
     if hasattr(optimizer, "scaling"):  # a game: its flow is -S grad E, its Jacobian S*H
-        S = optimizer.scaling(len(params))
-        S = S.xreplace({s: values.get(s.name, s) for s in S.free_symbols})
+        S = _by_name(optimizer.scaling(len(params)), values)
         if S.free_symbols:
             missing = ", ".join(sorted(map(str, S.free_symbols)))
             raise SymflowError(f"the game Jacobian of {optimizer.label} depends on {{{missing}}}; "
