@@ -66,3 +66,17 @@ def test_adam_limits_are_those_of_its_frozen_preconditioner():
     assert sp.simplify(poly.subs({r: -1, z: edge})) == 0
     momentum_radius = next(a for a in radius.args if a.has(b1))
     assert sp.simplify(sp.discriminant(poly, r).subs(z, momentum_radius)) == 0
+
+
+@pytest.mark.parametrize("opt", [
+    sf.GD(), sf.HeavyBall(beta=sp.Symbol("beta")), sf.Nesterov(beta=sp.Symbol("beta")),
+    sf.RMSprop(*sp.symbols("rho eps")), sf.Adam(*sp.symbols("beta1 beta2 eps")),
+    sf.AdaGrad(eps=sp.Symbol("eps")),
+], ids=lambda opt: opt.name)
+def test_limits_text_is_linear_limits_in_the_hyperparameter_names(opt):
+    """The formulas the warnings print are the limits the checks use."""
+    names = {**{str(s): s for s in opt.hyper_symbols}, "min": sp.Min}
+    for text, expr in zip(opt.limits_text, opt.linear_limits()):
+        assert (text is None) == (expr is None)
+        if expr is not None:
+            assert sp.simplify(sp.sympify(text, locals=names) - expr) == 0, (text, expr)
