@@ -77,6 +77,9 @@ def test_save_steps_and_times():
                      save_steps=[0, 10, 20])
     assert np.allclose(run.ts, [0.0, 1.0, 2.0]) and np.all(run.ys[:, 0, 0] == 2.0)
     assert "SGD(B=1)" in str(run)
+    again = [(w - 1) ** 2 / 2, (w + 1) ** 2 / 2]  # an equal list: the same compiled gradient
+    assert sv._sgd_run.compiled_dataset(sv._sgd_run.training_set(None, again, [w])) is \
+        sv._sgd_run.compiled_dataset(sv._sgd_run.training_set(None, losses, (w,)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
