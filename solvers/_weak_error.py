@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
 import numpy as np
 import scipy.linalg
 import sympy as sp
@@ -229,8 +230,6 @@ def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
 
 def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, n_paths,
                  key, substeps, solver, progress):
-    import jax
-
     if not isinstance(optimizer, sf.SGD):
         raise SymflowError("method='monte_carlo' runs real SGD: pass sf.SGD(batch_size=B) "
                            "with the training set")
