@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 
 from symflow import SymflowError
-from symflow._smooth import smooth
+from symflow._smooth import read_function, smooth
 
 
 def _numeric(expr, x):
@@ -123,8 +123,8 @@ def smoothing_error(expr, x, kernel="gaussian", widths=(0.4, 0.2, 0.1, 0.05, 0.0
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
         raise SymflowError(f"got window={window!r}; give two finite numbers (a, b) with a < b")
     s = sp.Symbol("s", positive=True)
+    expr = read_function(expr, x)
     fs = smooth(expr, x, kernel, s)
-    expr = sp.sympify(expr)
     f = _numeric(expr, x)
     breaks = []
     for p in sp.piecewise_fold(expr.rewrite(sp.Piecewise)).atoms(sp.Rel):

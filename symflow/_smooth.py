@@ -249,6 +249,17 @@ def _pieces(expr, x, shown):
 
 # -- smoothing -------------------------------------------------------------------------------
 
+def read_function(expr, x):
+    """``expr`` as a SymPy expression in the symbol ``x``; a string goes through the safe
+    parser, with ``relu``, ``abs``, ``sign`` and ``step`` added to its functions."""
+    if not isinstance(x, sp.Symbol):
+        raise SymflowError(f"got x={x!r}; give the SymPy symbol of the variable to smooth in")
+    if isinstance(expr, str):
+        extra = {"relu": lambda z: sp.Max(0, z), "sign": sp.sign, "step": sp.Heaviside}
+        return parse_expression(expr, {str(x): x}, {**FUNCTIONS, **extra})
+    return sp.sympify(expr)
+
+
 def _check_width(width):
     s = None if isinstance(width, str) else sp.sympify(width)
     if s is None or s.is_positive is not True:
@@ -329,14 +340,9 @@ def smooth(expr, x, kernel="gaussian", width=None, method="auto"):
         >>> smooth(sp.Heaviside(x), x, "cauchy", s)
         atan(x/s)/pi + 1/2
     """
-    if not isinstance(x, sp.Symbol):
-        raise SymflowError(f"got x={x!r}; give the SymPy symbol of the variable to smooth in")
     if method not in ("auto", "exact", "numeric"):
         raise SymflowError(f"got method={method!r}; choose 'auto', 'exact' or 'numeric'")
-    if isinstance(expr, str):
-        extra = {"relu": lambda z: sp.Max(0, z), "sign": sp.sign, "step": sp.Heaviside}
-        expr = parse_expression(expr, {str(x): x}, {**FUNCTIONS, **extra})
-    expr = sp.sympify(expr)
+    expr = read_function(expr, x)
     s = _check_width(sp.Symbol("s", positive=True) if width is None else width)
     K = kernel_density(kernel)
     xr = sp.Dummy("x", real=True)
@@ -362,7 +368,8 @@ def smoothing_gap_at(expr, x, kernel="gaussian", width=None, at=0):
         >>> smoothing_gap_at(sp.Max(0, x), x, "gaussian")
         sqrt(2)*s/(2*sqrt(pi))
     """
+    expr = read_function(expr, x)
     fs = smooth(expr, x, kernel, width)
     at = sp.sympify(at)
-    f0 = sp.sympify(expr).subs(x, at)
+    f0 = expr.subs(x, at)
     return sp.simplify(fs.subs(x, at) - f0)

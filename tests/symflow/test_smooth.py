@@ -112,6 +112,10 @@ def test_string_input_goes_through_the_safe_parser():
                        - sf.smooth(sp.Max(0, x) + sp.Heaviside(x - 1), x, "gaussian", s)) == 0
     with pytest.raises(sf.UnsafeExpressionError):
         sf.smooth("__import__('os')", x)
+    assert sp.simplify(sf.smoothing_gap_at("relu(x)", x, "gaussian", s)
+                       - sf.smoothing_gap_at(sp.Max(0, x), x, "gaussian", s)) == 0
+    with pytest.raises(sf.UnsafeExpressionError):
+        sf.smoothing_gap_at("__import__('os')", x)
 
 
 def test_bad_inputs_get_clear_errors():
