@@ -36,6 +36,7 @@ from symflow import SymflowError
 from symflow._kernel_machine import LOSSES, KernelMachine
 
 from ._compile import vector_function
+from ._iterate import check_lr
 
 MAX_STEPS = 100_000
 
@@ -296,15 +297,14 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss=N
             raise SymflowError(f"the gradient flow could not be solved to T = {T} (stiff or "
                                "blowing up); try a shorter T or looser tolerances")
     else:
-        if not (isinstance(lr, numbers.Real) and lr > 0 and math.isfinite(lr)):
-            raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
+        lr = check_lr(lr)
         steps = np.rint(ts / lr).astype(int)
         if not np.allclose(steps * lr, ts, rtol=1e-9, atol=1e-12):
             raise SymflowError(f"got lr={lr} and save times up to T = {T}; every save time "
                                "must be a whole number of steps")
         saved = [state]
         for gap in np.diff(steps):
-            saved.append(problem.gd(saved[-1], float(lr), int(gap), data))
+            saved.append(problem.gd(saved[-1], lr, int(gap), data))
         saved = jnp.stack(saved)
     p = theta0.size
     theta = saved[:, :p]
@@ -315,4 +315,4 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss=N
     frozen = prediction[0] - lp_int @ k0.T
     return PathKernel(np.asarray(ts), np.asarray(theta), np.asarray(prediction),
                       np.asarray(kernel), np.asarray(weighted), np.asarray(frozen),
-                      None if lr is None else float(lr))
+                      lr)
