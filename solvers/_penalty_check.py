@@ -418,7 +418,8 @@ def penalty_study(n_networks=10_000, seed=0, max_depth=5, max_width=64, chunk=25
     acts = np.arange(n_networks) % len(ACTIVATIONS)
     buckets = np.array([_bucket(w.max()) for w in widths])
     rng = np.random.default_rng(seed + 1)
-    out = {k: [None] * n_networks for k in ("lhs", "rhs", "cs", "sub")}
+    lhs, rhs = np.empty((n_networks, len(NORMS))), np.empty(n_networks)
+    cs, sub = (np.empty((n_networks, len(NORMS), max_depth)) for _ in range(2))
     jobs = []
     for a in range(len(ACTIVATIONS)):
         for P in sorted(set(buckets)):
@@ -430,14 +431,8 @@ def penalty_study(n_networks=10_000, seed=0, max_depth=5, max_width=64, chunk=25
     for a, P, idx in tqdm(jobs, desc="penalty study", unit="chunk", disable=not progress):
         pad = np.concatenate([idx, np.repeat(idx[-1:], chunk - len(idx))])  # one chunk size
         net = _sample_padded(rng, widths[pad], P)
-        lhs, rhs, cs, sub = _check_jit(*net, a, True)
-        lhs, rhs, cs, sub = (np.asarray(v)[:len(idx)] for v in (lhs, rhs, cs, sub))
-        for j, i in enumerate(idx):
-            out["lhs"][i], out["rhs"][i] = lhs[j], rhs[j]
-            out["cs"][i], out["sub"][i] = cs[j], sub[j]
-    lhs = np.stack(out["lhs"])
-    rhs = np.array(out["rhs"])
+        for whole, part in zip((lhs, rhs, cs, sub), _check_jit(*net, a, True)):
+            whole[idx] = np.asarray(part)[:len(idx)]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(lhs > 0, rhs[:, None] / lhs, np.inf)
-    return PenaltyStudy(NORMS, widths, acts, lhs, rhs, ratio, np.stack(out["cs"]),
-                        np.stack(out["sub"]))
+    return PenaltyStudy(NORMS, widths, acts, lhs, rhs, ratio, cs, sub)
