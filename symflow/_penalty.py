@@ -340,7 +340,7 @@ class PenaltyDerivation:
             pre.append(z)
             hidden.append(z.applyfunc(g))
             dg.append(z.applyfunc(lambda zi, g=g: _derivative(g, zi)))
-        self.hidden, self.pre, self._dg = hidden, pre, dg
+        self.hidden, self.pre = hidden, pre
         self.f = (self.readout.T * hidden[-1])[0, 0]
         delta = [None] * self.depth
         delta[-1] = dg[-1].multiply_elementwise(self.readout)
@@ -352,7 +352,6 @@ class PenaltyDerivation:
             jac.append(sp.diag(*dg[t]) * self.weights[t] * jac[-1])
         self.jac = jac
         self.grad_x = sp.Matrix([sp.diff(self.f, xi) for xi in self.x])
-        self.param_symbols = []
         blocks = []
         for W, b in zip(self.weights, self.biases):
             gW = W.applyfunc(lambda w: sp.diff(self.f, w) if isinstance(w, sp.Symbol) else 0)

@@ -95,6 +95,7 @@ def test_check_finds_no_violation_for_holding_norms_and_some_for_max():
     for kind in sf.HOLDING_NORMS:
         assert min(ratios[kind]) >= 1
     assert set(ratios) == set(NORMS)
+    assert min(ratios["max"]) < 1
 
 
 @pytest.mark.parametrize("kind", NORMS)
