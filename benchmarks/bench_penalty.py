@@ -49,7 +49,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import solvers  # noqa: F401  (float64)
 from solvers._penalty_check import (_forward, _norms_of, _pad, check_penalty,
                                      check_penalty_batch, sample_networks)
 
@@ -69,15 +68,13 @@ def _norms(A):
                      a.sum(1).max()])
 
 
-def _eager(params, x, u, act):
-    """The straightforward check of one network: a Python loop over layers, eager
+def _eager(params, x, u):
+    """The straightforward check of one tanh network: a Python loop over layers, eager
     ``jax.grad`` and ``jax.jacfwd``, numpy SVDs (no jit, no vmap, no padding)."""
-    g = jax.nn.tanh if act == "tanh" else None
-
     def hidden(ps, xx):
         hs = [xx]
         for W, b in ps:
-            hs.append(g(W @ hs[-1] + b))
+            hs.append(jnp.tanh(W @ hs[-1] + b))
         return hs
 
     def f(ps, xx):
@@ -141,7 +138,7 @@ def main(batch, loop, repeats):
     compile_s = time.perf_counter() - t0
     check_penalty_batch(*halves[0], act)  # compile for the half batch
     check_penalty(*nets[0], act)  # compile for one network
-    eager = [_eager(*_one(params, x, u, t), act) for t in range(loop + 1)]  # warm-up, values
+    eager = [_eager(*_one(params, x, u, t)) for t in range(loop + 1)]  # warm-up, values
     engine_svd, loop_svd = _engine_svd(params, x, u), _loop_svd(params, x, u, loop)
 
     # Interleaved rounds (the machine may be shared): every way is timed once per round,
@@ -151,7 +148,7 @@ def main(batch, loop, repeats):
             "engine": (batch, lambda: check_penalty_batch(params, x, u, act)),
             "threads": (2 * half, lambda: list(pool.map(
                 lambda net: jax.block_until_ready(check_penalty_batch(*net, act)), halves))),
-            "eager": (loop, lambda: [_eager(*_one(params, x, u, t), act) for t in range(loop)]),
+            "eager": (loop, lambda: [_eager(*_one(params, x, u, t)) for t in range(loop)]),
             "jit": (batch, lambda: [check_penalty(p, xx, uu, act) for p, xx, uu in nets]),
             "engine_svd": (batch, engine_svd),
             "loop_svd": (loop, loop_svd),
