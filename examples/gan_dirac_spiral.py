@@ -62,10 +62,11 @@ def main(out):
         if name == "simultaneous":
             outward = sp.expand(spec.real_parts(3, n_terms=4)[0])  # derived by the engine
             hs = np.linspace(0.01, 0.6, 40)
-            rates = [spec.at(lr)[1][0].real for lr in hs]
-            axes[1, 2].plot(hs, rates, "k-", lw=3, alpha=0.4, label="step: Re log(mu)/h")
+            flows, rates = zip(*(spec.at(lr) for lr in hs))
+            axes[1, 2].plot(hs, [r[0].real for r in rates], "k-", lw=3, alpha=0.4,
+                            label="step: Re log(mu)/h")
             for p in (1, 3):
-                axes[1, 2].plot(hs, [spec.at(lr)[0][p][0].real for lr in hs], "--",
+                axes[1, 2].plot(hs, [f[p][0].real for f in flows], "--",
                                 label=f"order-{p} flow")
     axes[0, 2].set_xlabel("t = n h")
     axes[0, 2].set_ylabel("distance to the equilibrium")

@@ -68,7 +68,6 @@ def main(out, n=40_000):
     print("KL(N(0, Sigma_h) || N(0, T H^-1)) =", lead, "+ O(h^3)")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    floor = 2 * 5 / (4 * n)
     for step, color in ((0.2, "tab:red"), (0.05, "tab:blue")):
         times, states = simulate(step, n, 30.0, np.array([2.0, -1.0]), seed=1)
         reps = [sv.compare_to_gaussian(x, [0, 0], law) for x in states]
@@ -83,7 +82,8 @@ def main(out, n=40_000):
         axes[1].semilogy(times, [r.w2 for r in reps], "o-", ms=3, color=color,
                          label=f"ensemble, h = {step}")
         axes[1].axhline(bias_w2, color=color, ls="--", lw=1, label=f"exact W2 gap, h = {step}")
-    axes[0].axhline(floor, color="k", ls=":", label=f"sampling noise d(d+3)/(4n), n = {n}")
+    axes[0].axhline(reps[-1].kl_noise, color="k", ls=":",
+                    label=f"sampling noise d(d+3)/(4n), n = {n}")
     axes[0].set_title("KL(fitted ensemble || N(0, T H^-1))", fontsize=10)
     axes[1].set_title("W2(fitted ensemble, N(0, T H^-1))", fontsize=10)
     for ax in axes:
