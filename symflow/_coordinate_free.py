@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from . import _trees as tr
 from ._bseries import block_of, is_theta, series_arithmetic, theta_token
 from ._errors import SymflowError
+from ._latex import LatexDisplay, aligned
 from ._linear_rule import THETA, LinearRule, linear_rule, memory_node
 from ._modified import _check_optimizer
 from ._validate import check_order
@@ -138,7 +139,7 @@ def _combination(coeffs: dict, theta=(), latex: bool = False, players: bool = Fa
 
 # -- results ---------------------------------------------------------------------------------
 
-class TreeSeries:
+class TreeSeries(LatexDisplay):
     r"""A vector series :math:`\sum_k h^k\bigl(\sum_b a_{k,b}\,\theta_b + \sum_\tau c_k(\tau)\,G(\tau)\bigr)`.
 
     ``terms[k]`` is the dict ``{tree: c_k(tree)}`` (exact SymPy coefficients of the
@@ -213,9 +214,6 @@ class TreeSeries:
             return text[2:]
         return "-" + text[2:] if text.startswith("- ") else text
 
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
-
     def __str__(self) -> str:
         return "\n".join(f"h^{k}: {self.term_text(k)}" for k in range(len(self.terms)))
 
@@ -223,7 +221,7 @@ class TreeSeries:
         return f"<TreeSeries {self.name} order={self.order}>"
 
 
-class CoordinateFreeEquation:
+class CoordinateFreeEquation(LatexDisplay):
     r"""The modified equation :math:`\dot\theta = \sum_{k\le p} h^k f_k` in elementary differentials.
 
     Attributes
@@ -303,10 +301,7 @@ class CoordinateFreeEquation:
         rows = [f"\\dot\\theta &= {self.field.latex()}"]
         for j, series in enumerate(self.manifold or ()):
             rows.append(f"m_{{{j}}} &= {series.latex()}")
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def __str__(self) -> str:
         lines = [f"Coordinate-free modified equation of {self.optimizer!r} to order "

@@ -28,6 +28,7 @@ import numpy as np
 import sympy as sp
 
 from ._errors import SymflowError
+from ._latex import LatexDisplay, aligned
 from ._modified import has_memory, modified_equation, optimizer_map
 from ._symbols import h
 from ._validate import check_order, check_params, resolve_values
@@ -43,7 +44,7 @@ def _taylor(expr, params, point, degree):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class EquilibriumSpectrum:
+class EquilibriumSpectrum(LatexDisplay):
     r"""Jacobians at a fixed point :math:`z^*` of the exact and truncated modified flows.
 
     ``jacobians[p]`` is the Jacobian at :math:`z^*` of the order-``p`` flow
@@ -128,10 +129,7 @@ class EquilibriumSpectrum:
     def latex(self) -> str:
         """The eigenvalues of every flow as LaTeX."""
         rows = [f"\\lambda^{{({p})}} &= {sp.latex(evs)}" for p, evs in enumerate(self.eigenvalues)]
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def __repr__(self) -> str:
         return (f"<EquilibriumSpectrum {self.optimizer!r} at {tuple(self.point)} "

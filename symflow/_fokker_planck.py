@@ -32,6 +32,7 @@ import sympy as sp
 from . import _validate as v
 from ._errors import SymflowError
 from ._gradient import expr_is_gradient, expr_potential, is_zero_expr
+from ._latex import LatexDisplay
 from ._sde import SDE, _sign
 
 #: Time in the Fokker–Planck and continuity equations (:math:`t = nh` for optimizers).
@@ -42,7 +43,7 @@ def _div(vec, params):
     return sp.Add(*[sp.diff(c, p) for c, p in zip(vec, params)])
 
 
-class StationaryDensity:
+class StationaryDensity(LatexDisplay):
     r"""A stationary density :math:`p_\infty = e^{-\Phi}/Z` of a Fokker–Planck equation.
 
     Attributes
@@ -140,9 +141,6 @@ class StationaryDensity:
     def latex(self) -> str:
         return f"p_\\infty = {sp.latex(self.expr)}"
 
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
-
     def __str__(self) -> str:
         tail = f", T = {self.temperature}" if self.temperature is not None else ""
         return f"stationary density ({self.kind}{tail}): exp(-({self.potential}))/Z, Z = {self.normalization}"
@@ -151,7 +149,7 @@ class StationaryDensity:
         return f"<StationaryDensity {self.kind} params={list(self.params)}>"
 
 
-class FokkerPlanck:
+class FokkerPlanck(LatexDisplay):
     r"""The Fokker–Planck (or continuity) equation of an :class:`~symflow._sde.SDE`.
 
     Attributes
@@ -308,9 +306,6 @@ class FokkerPlanck:
     def latex(self) -> str:
         return sp.latex(self.equation)
 
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
-
     def __str__(self) -> str:
         kind = "continuity" if self.sde.is_deterministic else "Fokker-Planck"
         return f"{kind} equation of {self.sde.name}: {self.equation}"
@@ -356,7 +351,7 @@ def _polynomial_potential(field, params):
                      for m, c in poly.terms()])
 
 
-class FreeEnergy:
+class FreeEnergy(LatexDisplay):
     r"""The free energy :math:`F[p] = \int L\,p\,d\theta + T\int p\log p\,d\theta`.
 
     Example::
@@ -395,9 +390,6 @@ class FreeEnergy:
         p = sp.Symbol("p")
         return (f"F[p] = \\int \\Big({sp.latex(self.loss)}\\Big)\\,p\\,d\\theta + "
                 f"{sp.latex(self.temperature)}\\int {sp.latex(p * sp.log(p))}\\,d\\theta")
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
 
     def __repr__(self) -> str:
         return f"<FreeEnergy L={self.loss} T={self.temperature}>"

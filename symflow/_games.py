@@ -58,6 +58,7 @@ from sympy.polys.matrices import DomainMatrix
 from ._algebra import expand_map
 from ._bea import modified_field
 from ._errors import SymflowError
+from ._latex import LatexDisplay, aligned
 from ._symbols import h
 from ._validate import check_order, check_params
 from .optimizers._gda import AbstractGDA
@@ -90,7 +91,7 @@ def dirac_gan(f=None):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class GameObjectives:
+class GameObjectives(LatexDisplay):
     r"""Both players' modified objectives under GDA, for a generic game :math:`E`.
 
     ``first[k]`` / ``second[k]`` is :math:`V_{1,k}` / :math:`V_{2,k}` (``first[0] ==
@@ -156,10 +157,7 @@ class GameObjectives:
                 parts.append(body if k == 0 else
                              f"{sp.latex(h**k)} \\left({body}\\right)")
             rows.append(f"\\tilde{{E}}_{i} &= " + " + ".join(parts))
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def __repr__(self) -> str:
         return (f"<GameObjectives {self.optimizer!r} order={self.order} "

@@ -40,6 +40,7 @@ import sympy as sp
 
 from ._errors import SymflowError
 from ._gradient import is_zero_expr
+from ._latex import LatexDisplay, aligned
 from ._validate import check_params, rationalize
 
 __all__ = ["KernelMachine", "kernel_machine"]
@@ -109,7 +110,7 @@ def _check_loss(loss):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class KernelMachine:
+class KernelMachine(LatexDisplay):
     r"""The kernel-machine identity of a concrete model trained by gradient flow.
 
     ``model`` is :math:`f(x;\theta)` in ``inputs`` and ``params``; ``x_train`` (tuples of
@@ -215,10 +216,7 @@ class KernelMachine:
             f"{sp.latex(self.loss_expr)}, \\quad N = {len(self.y_train)}",
             f"K_\\theta({x}, {xp}) &= {sp.latex(sp.factor_terms(self.tangent_kernel()))}",
         ]
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def __repr__(self) -> str:
         return (f"<KernelMachine f = {self.model}, params={list(self.params)}, "

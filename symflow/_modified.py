@@ -19,6 +19,7 @@ from ._algebra import expand_map
 from ._bea import modified_field
 from ._errors import SymflowError
 from ._gradient import is_zero_expr
+from ._latex import LatexDisplay, aligned
 from ._memory import expand_reduced_map, symbolic_rule
 from ._symbols import h
 from .optimizers import AbstractOptimizer
@@ -118,7 +119,7 @@ def optimizer_map(optimizer, loss, params, hyper=()):
     return phi
 
 
-class ModifiedEquation:
+class ModifiedEquation(LatexDisplay):
     r"""The modified flow :math:`\dot\theta = \sum_{k=0}^{p} h^k\, \text{terms}[k]` of an optimizer.
 
     Attributes
@@ -292,10 +293,7 @@ class ModifiedEquation:
         ml = self.modified_loss
         if ml is not None:
             rows.append(f"\\tilde{{L}} &= {sp.latex(ml)}")
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def gradient_summary(self) -> str:
         """One sentence: gradient field or not, and from which order on."""

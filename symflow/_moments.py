@@ -38,6 +38,7 @@ import sympy as sp
 
 from . import _validate as v
 from ._errors import SymflowError
+from ._latex import LatexDisplay
 from ._sde import SDE
 from ._symbols import h
 
@@ -51,7 +52,7 @@ def monomial_basis(params, degree: int) -> tuple:
     return tuple(out)
 
 
-class MomentSystem:
+class MomentSystem(LatexDisplay):
     r"""A linear operator on :math:`\mathcal P_k` as a matrix on monomial coefficients.
 
     Attributes
@@ -125,9 +126,6 @@ class MomentSystem:
     def latex(self) -> str:
         return (f"\\mathcal{{A}}\\,[{', '.join(sp.latex(b) for b in self.basis)}]:\\ "
                 f"{sp.latex(self.matrix)}")
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
 
     def __repr__(self) -> str:
         return (f"<MomentSystem {self.kind} degree={self.degree} size={len(self.basis)} "

@@ -25,6 +25,7 @@ import sympy as sp
 from . import _validate as v
 from ._errors import SymflowError
 from ._gradient import is_zero_expr
+from ._latex import LatexDisplay
 
 
 def refuse_strings(value, what: str) -> None:
@@ -181,7 +182,7 @@ def _entries_equal(a, b) -> bool:
     return all(sp.expand(e) == 0 or is_zero_expr(e) for e in diff)
 
 
-class SDE:
+class SDE(LatexDisplay):
     r"""An Itô SDE :math:`d\Theta = b(\Theta)\,dt + \sigma(\Theta)\,dW` (time :math:`t = nh`).
 
     Parameters
@@ -366,9 +367,6 @@ class SDE:
         if not self.is_deterministic:
             body += f" + {sp.latex(sp.Matrix(self.diffusion))}\\,dW_t"
         return body
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
 
     def __str__(self) -> str:
         lines = [f"{self.name}: Ito SDE in theta = ({', '.join(map(str, self.params))}), "

@@ -59,6 +59,7 @@ from sympy.polys.rings import ring
 from . import _validate as v
 from ._dataset import as_dataset
 from ._errors import SymflowError
+from ._latex import LatexDisplay, aligned
 from ._sde import SDE, _as_matrix, check_psd_numeric, factor_covariance, refuse_strings
 from ._symbols import h
 from .optimizers import GD, AbstractOptimizer, Custom
@@ -260,7 +261,7 @@ class _SeriesMaps:
         return vec
 
 
-class EpochFlow:
+class EpochFlow(LatexDisplay):
     r"""The mean flow of one reshuffled epoch, per unit time :math:`t = nh`.
 
     Attributes
@@ -314,10 +315,7 @@ class EpochFlow:
                 for i, p in enumerate(self.params)]
         if self.modified_loss is not None:
             rows.append(f"\\tilde{{L}} &= {sp.latex(self.modified_loss)}")
-        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
-
-    def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return aligned(rows)
 
     def __str__(self) -> str:
         lines = [f"Mean flow of one reshuffled epoch ({self.n_batches} batches), order "
