@@ -95,9 +95,18 @@ def as_start(x0, params) -> jnp.ndarray:
 
 
 def check_lr(lr) -> float:
-    if not isinstance(lr, (int, float, np.floating)) or not lr > 0 or not np.isfinite(lr):
+    """``lr`` as a float, or a clear error unless it is a positive finite number."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or \
+            not lr > 0 or not np.isfinite(lr):
         raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
     return float(lr)
+
+
+def check_steps(n, name: str = "n_steps", least: int = 0) -> int:
+    """``n`` as an int, or a clear error unless it is a whole number ``>= least``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < least:
+        raise SymflowError(f"got {name}={n!r}; give a whole number >= {least}")
+    return int(n)
 
 
 def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
@@ -119,8 +128,7 @@ def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
     """
     params = tuple(params)
     cmap = compiled_map(optimizer, sp.sympify(loss), params, tuple(sorted(map(str, hyper or ()))))
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise SymflowError(f"got n_steps={n_steps!r}; give a non-negative integer")
+    n_steps = check_steps(n_steps)
     extra = cmap.extra(check_lr(lr), hyper)
     ys = cmap.trajectory(cmap.start(as_start(x0, params), extra, memory0), extra, int(n_steps))
     return ys if return_memory else ys[:, : cmap.n_params]

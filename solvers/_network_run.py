@@ -31,7 +31,7 @@ from symflow import SymflowError
 from symflow._linear_rule import THETA, linear_rule
 
 from ._compile import hyper_vector, vector_function
-from ._iterate import check_lr
+from ._iterate import check_lr, check_steps
 from ._tree_eval import axpy, check_inputs, check_params, freeze_hyper, project, tmap
 
 
@@ -114,7 +114,7 @@ class NetworkOptimizer:
     def final(self, params, batch, lr, n_steps, memory0=None):
         """``(params_n, memory_n)`` after ``n_steps`` steps from ``params`` (and ``memory0``)."""
         state = self.start(params, batch, memory0)
-        return self._final_jit(state, batch, check_lr(lr), _check_steps(n_steps))
+        return self._final_jit(state, batch, check_lr(lr), check_steps(n_steps))
 
     def trajectory(self, params, batch, lr, n_steps, observe, every=1, memory0=None):
         """``observe(params_k)`` for ``k = every, 2 every, ...`` up to ``n_steps``, and the
@@ -124,19 +124,13 @@ class NetworkOptimizer:
             raise SymflowError(f"got observe={observe!r}; pass a JAX function of the parameters, "
                                "e.g. lambda p: loss_fn(p, batch)")
         state = self.start(params, batch, memory0)
-        n_steps, every = _check_steps(n_steps), _check_steps(every, "every")
+        n_steps, every = check_steps(n_steps), check_steps(every, "every")
         if not 1 <= every <= n_steps:
             raise SymflowError(f"got every={every} with n_steps={n_steps}; observe every 1 to "
                                "n_steps steps")
         state, obs = self._trajectory(state, batch, check_lr(lr), every, n_steps // every,
                                       observe)
         return obs, state
-
-
-def _check_steps(n, name="n_steps"):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise SymflowError(f"got {name}={n!r}; give a non-negative integer")
-    return n
 
 
 def network_optimizer(optimizer, loss_fn, hyper=None) -> NetworkOptimizer:

@@ -41,6 +41,7 @@ from ._compile import _lambdified, hyper_vector, vector_function
 from ._ensemble import (DEFAULT_CHUNK, Ensemble, as_key, check_on_divergence, check_start,
                         chunk_count, divergence_error, mesh_sharding, phi_function,
                         run_ensemble, stats_spec)
+from ._iterate import check_lr, check_steps
 
 #: Up to this batch size, batches without replacement use Floyd's algorithm (O(B^2) per
 #: path); above it, the B smallest of N uniform keys (O(N) per path).
@@ -157,15 +158,6 @@ def _sgd_factory(cds: CompiledDataset, batch: int, replacement: bool):
     return factory
 
 
-def _check_lr_steps(lr, n_steps):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or \
-            not np.isfinite(lr) or lr <= 0:
-        raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise SymflowError(f"got n_steps={n_steps!r}; give a positive whole number of steps")
-    return float(lr), int(n_steps)
-
-
 def _save_steps(save_steps, n_steps):
     if save_steps is None:
         return np.array([n_steps])
@@ -221,7 +213,7 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_step
         raise SymflowError(f"batch_size={batch} exceeds the N={ds.n_samples} samples; "
                            "without replacement a batch holds at most N samples")
     key = as_key(key)
-    lr, n_steps = _check_lr_steps(lr, n_steps)
+    lr, n_steps = check_lr(lr), check_steps(n_steps, least=1)
     start = check_start(x0, n_paths, len(ds.params))
     check_on_divergence(on_divergence)
     stats = stats_spec(stats, phi)

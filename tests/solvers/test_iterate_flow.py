@@ -56,6 +56,8 @@ def test_bad_lr_and_steps():
         sv.iterate(sf.GD(), x**2, [x], x0=[1.0], lr=-0.1, n_steps=2)
     with pytest.raises(sf.SymflowError, match="n_steps"):
         sv.iterate(sf.GD(), x**2, [x], x0=[1.0], lr=0.1, n_steps=2.5)
+    with pytest.raises(sf.SymflowError, match="got lr=True"):
+        sv.iterate(sf.GD(), x**2, [x], x0=[1.0], lr=True, n_steps=2)
 
 
 def test_stiff_solver_agrees_with_tsit5():
