@@ -100,26 +100,6 @@ def compiled_dataset(dataset: Dataset) -> CompiledDataset:
     return CompiledDataset(dataset)
 
 
-@functools.lru_cache(maxsize=32)
-def _losses_dataset(losses: tuple, params: tuple) -> Dataset:
-    return as_dataset(None, list(losses), params)
-
-
-def training_set(dataset, losses, params) -> Dataset:
-    """:func:`symflow._dataset.as_dataset`, with one ``Dataset`` per distinct list of
-    explicit losses: a ``Dataset`` compares by identity, so without this every call on the
-    same list would derive and compile its batch gradient again."""
-    if dataset is None and isinstance(losses, (list, tuple)) and params is not None and \
-            all(isinstance(loss, sp.Basic) for loss in losses):
-        key = (tuple(losses), tuple(params))
-        try:
-            hash(key)
-        except TypeError:  # e.g. nested parameter lists: as_dataset reports them
-            return as_dataset(dataset, losses, params)
-        return _losses_dataset(*key)
-    return as_dataset(dataset, losses, params)
-
-
 def floyd_sample(key, n, big_n, batch):
     r"""``n`` uniformly random ``batch``-subsets of ``range(big_n)``, as ``(n, batch)``.
 
@@ -208,7 +188,7 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_step
     if isinstance(batch, sp.Basic):
         raise SymflowError(f"got batch_size={batch} (a symbol); a real run needs a number: "
                            "sf.SGD(batch_size=4)")
-    ds = training_set(dataset, losses, params)
+    ds = as_dataset(dataset, losses, params)
     if not optimizer.replacement and batch > ds.n_samples:
         raise SymflowError(f"batch_size={batch} exceeds the N={ds.n_samples} samples; "
                            "without replacement a batch holds at most N samples")

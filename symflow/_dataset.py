@@ -385,4 +385,14 @@ def as_dataset(dataset=None, losses=None, params=None, hyper=()) -> Dataset:
         raise SymflowError("give the training set: losses=[l_1, ..., l_N] or "
                            "dataset=sf.Dataset(loss=template, params=..., data_symbols=..., "
                            "data=...)")
+    if all(isinstance(a, (list, tuple)) for a in (losses, params, hyper)):
+        try:  # an equal list gives the same Dataset: its derivations and compiled forms are reused
+            return _losses_dataset(tuple(losses), tuple(params), tuple(hyper))
+        except TypeError:  # unhashable entries: Dataset says what is wrong with them
+            pass
     return Dataset(losses=losses, params=params, hyper=hyper)
+
+
+@functools.lru_cache(maxsize=32)
+def _losses_dataset(losses: tuple, params: tuple, hyper: tuple) -> Dataset:
+    return Dataset(losses=list(losses), params=params, hyper=hyper)

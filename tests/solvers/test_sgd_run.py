@@ -6,6 +6,7 @@ import sympy as sp
 
 import solvers as sv
 import symflow as sf
+from symflow._dataset import as_dataset
 
 w, b, x, y = sp.symbols("w b x y")
 RNG = np.random.default_rng(4)
@@ -78,8 +79,8 @@ def test_save_steps_and_times():
     assert np.allclose(run.ts, [0.0, 1.0, 2.0]) and np.all(run.ys[:, 0, 0] == 2.0)
     assert "SGD(B=1)" in str(run)
     again = [(w - 1) ** 2 / 2, (w + 1) ** 2 / 2]  # an equal list: the same compiled gradient
-    assert sv._sgd_run.compiled_dataset(sv._sgd_run.training_set(None, again, [w])) is \
-        sv._sgd_run.compiled_dataset(sv._sgd_run.training_set(None, losses, (w,)))
+    assert sv._sgd_run.compiled_dataset(as_dataset(None, again, [w])) is \
+        sv._sgd_run.compiled_dataset(as_dataset(None, losses, (w,)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
