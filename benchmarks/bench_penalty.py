@@ -49,8 +49,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from solvers._penalty_check import (_forward, _norms_of, _pad, check_penalty,
-                                     check_penalty_batch, sample_networks)
+from solvers._claims._penalty_check import (
+    _forward,
+    _norms_of,
+    _pad,
+    check_penalty,
+    check_penalty_batch,
+    sample_networks,
+)
 
 SHAPE = (64, 64, 64, 64, 64)
 TARGET = 50.0

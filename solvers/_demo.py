@@ -9,8 +9,8 @@ import sympy as sp
 
 import symflow as sf
 
-from ._plot import plot_trajectories
-from ._verify import verify_order
+from ._ode._plot import plot_trajectories
+from ._ode._verify import verify_order
 
 
 def demo(out_dir="symflow-demo", echo=print):

@@ -11,12 +11,20 @@ import argparse
 import os
 import sys
 
-
-from ._errors import SymflowError
-from ._modified import modified_equation
-from ._parse import parse_expression, parse_symbols
-from .optimizers import (GD, AdaGrad, Adam, AlternatingGDA, Custom, HeavyBall, Nesterov,
-                         RMSprop, SimultaneousGDA)
+from ._core._errors import SymflowError
+from ._core._parse import parse_expression, parse_symbols
+from ._engine._modified import modified_equation
+from .optimizers import (
+    GD,
+    AdaGrad,
+    Adam,
+    AlternatingGDA,
+    Custom,
+    HeavyBall,
+    Nesterov,
+    RMSprop,
+    SimultaneousGDA,
+)
 
 EXTRAGRADIENT = "theta - h*grad(theta - h*grad(theta))"
 BUILTIN = {"heavy-ball": HeavyBall, "nesterov": Nesterov, "rmsprop": RMSprop, "adam": Adam,

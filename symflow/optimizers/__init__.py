@@ -1,8 +1,8 @@
 """Optimizers as symbolic maps on their state (parameters and memory)."""
 
-from ._base import AbstractMemoryOptimizer, AbstractOptimizer
 from ._adagrad import AdaGrad
 from ._adam import Adam
+from ._base import AbstractMemoryOptimizer, AbstractOptimizer
 from ._custom import Custom
 from ._gd import GD
 from ._gda import AbstractGDA, AlternatingGDA, SimultaneousGDA

@@ -8,6 +8,10 @@ from typing import NamedTuple
 
 import sympy as sp
 
+from .._core._errors import SymflowError
+from .._core._symbols import h
+from .._core._validate import rationalize
+
 GradOracle = Callable[[sp.MatrixBase], sp.MatrixBase]
 
 
@@ -143,13 +147,9 @@ class AbstractMemoryOptimizer(AbstractOptimizer):
         (a :class:`StateRule`). By default the memory is used as is and the step is ``h``
         (right when the memory is itself slow, e.g. ``beta = 1 - c*h``).
         """
-        from .._symbols import h
-
         return StateRule(self.step_memory, h, h, self.memory_names(params), "t = n*h")
 
     def step(self, theta, grad, h):
-        from .._errors import SymflowError
-
         raise SymflowError(
             f"{self!r} has memory; call step_memory(theta, memory, grad, h) instead of step()"
         )
@@ -167,8 +167,6 @@ class VelocityMemory:
         return [f"v_{p}" for p in params]
 
     def state_rule(self, params):
-        from .._symbols import h
-
         if not self.beta.has(sp.sqrt(h)):
             return super().state_rule(params)
         delta = sp.Symbol("delta", positive=True)
@@ -187,9 +185,6 @@ def hyper_value(value, name: str, requirement: str = "a finite real number"):
     they were written as) or an expression in symbols; strings and booleans are refused.
     ``requirement`` completes the message "``name`` must be ..." for a number that is not
     finite and real."""
-    from .._errors import SymflowError
-    from .._validate import rationalize
-
     if isinstance(value, (str, bool)) or value is None:
         raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
                            "expression (strings are not parsed here: use sf.parse_expression)")
@@ -204,8 +199,6 @@ def hyper_value(value, name: str, requirement: str = "a finite real number"):
 
 
 def _check_number(value, name, ok, requirement):
-    from .._errors import SymflowError
-
     value = hyper_value(value, name, requirement)
     if not value.free_symbols and not ok(value):
         raise SymflowError(f"got {name}={value}; {name} must be {requirement}")
@@ -227,3 +220,17 @@ def check_nonnegative(value, name: str):
     """Validate a numeric hyperparameter >= 0; symbols pass through."""
     return _check_number(value, name, lambda v: v >= 0,
                          "a non-negative number (or a SymPy symbol)")
+
+
+def check_optimizer(optimizer) -> AbstractOptimizer:
+    """``optimizer`` if it is an optimizer instance; a clear error for a class or anything else."""
+    if isinstance(optimizer, type) and issubclass(optimizer, AbstractOptimizer):
+        raise SymflowError(
+            f"got the class {optimizer.__name__}; pass an instance, e.g. sf.{optimizer.__name__}()"
+        )
+    if not isinstance(optimizer, AbstractOptimizer):
+        raise SymflowError(
+            f"got optimizer={optimizer!r}; pass an optimizer such as sf.GD() or "
+            "sf.Custom(update=lambda theta, grad, h: ...)"
+        )
+    return optimizer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._errors import SymflowError
-from .._validate import check_symbols
+from .._core._errors import SymflowError
+from .._core._validate import check_symbols
 from ._base import AbstractOptimizer
 
 

@@ -24,7 +24,7 @@ import numbers
 
 import sympy as sp
 
-from .._errors import SymflowError
+from .._core._errors import SymflowError
 from ._base import AbstractOptimizer, check_positive
 
 

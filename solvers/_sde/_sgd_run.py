@@ -1,0 +1,231 @@
+r"""Ensembles of real minibatch SGD on a finite dataset.
+
+Each path runs
+
+.. math::
+
+    \theta_{n+1} = \theta_n - \frac{h}{B}\sum_{i\in\mathcal B_n}\nabla\ell_i(\theta_n)
+
+with its own minibatches :math:`\mathcal B_n`: with replacement, ``B`` uniform indices;
+without, Floyd's algorithm (Bentley & Floyd, CACM 30, 1987) for ``B <= 32``, else the
+``B`` smallest of ``N`` uniform keys. Batches are drawn path-major from
+``fold_in(chunk_key, step)``, so a path's batches do not depend on the number of paths or
+devices. The ensemble is one batched state ``(d, n_paths)`` vectorized over paths and over
+the batch, run by :func:`solvers._sde._ensemble.run_ensemble` (chunks, sharding, streaming
+statistics, divergence reports). Times are reported as :math:`t = nh`.
+
+The batch gradient is compiled from the dataset once:
+
+* ``"factored"``: :math:`\nabla\ell_i = C(\theta)F_i` (:meth:`symflow.Dataset.gradient_factors`:
+  templates polynomial in the data, explicit polynomial losses), so a batch costs a gather
+  of ``B`` feature rows and one small matrix product;
+* ``"template"``: the template's gradient evaluated on the gathered data rows;
+* ``"explicit"``: the ``N`` per-sample gradients, then a gather.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from symflow import SymflowError
+from symflow._stochastic._dataset import Dataset, as_dataset
+from symflow.optimizers import SGD
+
+from .._ode._compile import _lambdified, hyper_vector, vector_function
+from .._ode._iterate import check_lr, check_steps
+from ._ensemble import (
+    DEFAULT_CHUNK,
+    Ensemble,
+    as_key,
+    check_on_divergence,
+    check_start,
+    chunk_count,
+    divergence_error,
+    mesh_sharding,
+    phi_function,
+    run_ensemble,
+    stats_spec,
+)
+
+#: Up to this batch size, batches without replacement use Floyd's algorithm (O(B^2) per
+#: path); above it, the B smallest of N uniform keys (O(N) per path).
+FLOYD_MAX_BATCH = 32
+
+
+class CompiledDataset:
+    """The minibatch gradient of a dataset as a batched JAX function."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset, self.params = dataset, dataset.params
+        self.dim, self.n_samples = len(self.params), dataset.n_samples
+        self.hyper = tuple(sorted(dataset.hyper, key=str))
+        factors = dataset.gradient_factors()
+        if factors is not None:
+            self.kind = "factored"
+            coeffs, feats = factors
+            self.n_features = coeffs.shape[1]
+            self._coeffs = vector_function(coeffs.reshape(self.dim * self.n_features, 1),
+                                           self.params, self.hyper)
+            self.data = jnp.asarray(feats)
+        elif dataset.template is not None:
+            self.kind = "template"
+            syms = self.params + dataset.data_symbols + self.hyper
+            self._fn = _lambdified(dataset.gradient_template, syms)
+            self.data = jnp.asarray(dataset.data)
+        else:
+            self.kind = "explicit"
+            g = sp.ImmutableMatrix(dataset.sample_gradients)  # d x N
+            self._grads = vector_function(g.T.reshape(g.shape[0] * g.shape[1], 1),
+                                          self.params, self.hyper)
+        self.kernels = {}
+
+    def batch_gradient(self, x, idx, hv):
+        """Mean gradient over the batches ``idx (n, B)`` at the states ``x (d, n)``."""
+        n = x.shape[1]
+        if self.kind == "factored":
+            mean_feats = self.data[idx].mean(axis=1)  # (n, K)
+            coeffs = self._coeffs(x, hv).reshape(self.dim, self.n_features, n)
+            return jnp.einsum("dkn,nk->dn", coeffs, mean_feats)
+        if self.kind == "template":
+            rows = self.data[idx]  # (n, B, k)
+            cols = [rows[..., j] for j in range(rows.shape[-1])]
+            theta = [x[i][:, None] for i in range(self.dim)]
+            out = self._fn(*theta, *cols, *[hv[i] for i in range(len(self.hyper))])
+            grads = jnp.stack([jnp.broadcast_to(jnp.asarray(o, dtype=x.dtype), idx.shape)
+                               for o in out])  # (d, n, B)
+            return grads.mean(axis=2)
+        allg = self._grads(x, hv).reshape(self.n_samples, self.dim, n)
+        picked = jnp.take_along_axis(jnp.transpose(allg, (2, 0, 1)), idx[:, :, None], axis=1)
+        return picked.mean(axis=1).T  # (d, n)
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_dataset(dataset: Dataset) -> CompiledDataset:
+    return CompiledDataset(dataset)
+
+
+def floyd_sample(key, n, big_n, batch):
+    r"""``n`` uniformly random ``batch``-subsets of ``range(big_n)``, as ``(n, batch)``.
+
+    Floyd's algorithm: for :math:`j = N-B, \dots, N-1` draw :math:`t` uniform in
+    :math:`\{0, \dots, j\}` and keep :math:`t`, or :math:`j` when :math:`t` is taken.
+    """
+    u = jax.random.uniform(key, (n, batch), dtype=jnp.float64)
+    chosen = []
+    for i in range(batch):
+        j = big_n - batch + i
+        t = jnp.minimum(jnp.floor(u[:, i] * (j + 1)).astype(jnp.int32), j)
+        if chosen:
+            taken = jnp.any(jnp.stack(chosen, axis=1) == t[:, None], axis=1)
+            t = jnp.where(taken, j, t)
+        chosen.append(t)
+    return jnp.stack(chosen, axis=1)
+
+
+def _sgd_factory(cds: CompiledDataset, batch: int, replacement: bool):
+    big_n = cds.n_samples
+
+    def factory(n, constrain):
+        def step(x, k, ckey, args):
+            lr, hv = args
+            key = jax.random.fold_in(ckey, k)
+            if replacement:
+                idx = jax.random.randint(key, (n, batch), 0, big_n)
+            elif batch <= FLOYD_MAX_BATCH:
+                idx = floyd_sample(key, n, big_n, batch)
+            else:
+                idx = jax.lax.top_k(-jax.random.uniform(key, (n, big_n)), batch)[1]
+            return x - lr * cds.batch_gradient(x, idx, hv)
+
+        return step
+
+    return factory
+
+
+def _save_steps(save_steps, n_steps):
+    if save_steps is None:
+        return np.array([n_steps])
+    idx = np.atleast_1d(np.asarray(save_steps))
+    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu" or \
+            np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] > n_steps:
+        raise SymflowError(f"got save_steps={save_steps!r}; give increasing whole step "
+                           f"numbers in [0, n_steps={n_steps}]")
+    return idx
+
+
+def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_steps,
+            n_paths=1, key=0, save_steps=None, stats=None, phi=None, hyper=None,
+            chunk_size=DEFAULT_CHUNK, devices=None, progress=None, on_divergence="raise",
+            track_divergence=True, max_abs=1e50) -> Ensemble:
+    r"""Run ``n_paths`` independent minibatch-SGD runs from ``x0`` for ``n_steps`` steps.
+
+    Parameters
+    ----------
+    optimizer : symflow.SGD
+        ``sf.SGD(batch_size=B, replacement=...)`` (a numeric batch size).
+    losses, params, dataset
+        The training set, as for :func:`symflow.sme`: explicit per-sample losses with
+        ``params``, or a :class:`symflow.Dataset` (template + data array).
+    x0 : array (d,) or (n_paths, d)
+    lr : float
+        The learning rate :math:`h`; the returned times are :math:`t = nh`.
+    n_steps, n_paths : int
+    key : jax PRNG key or int seed
+    save_steps : sequence of int, optional
+        Step numbers to save (default: the last step only).
+    stats, phi, hyper, chunk_size, devices, progress, on_divergence, track_divergence, max_abs
+        As in :func:`solvers.simulate_sde`.
+
+    Example::
+
+        >>> import sympy as sp, symflow as sf, solvers as sv
+        >>> w = sp.Symbol("w")
+        >>> run = sv.run_sgd(sf.SGD(batch_size=1), [(w - 1)**2 / 2, (w + 1)**2 / 2], [w],
+        ...                  x0=[0.0], lr=0.1, n_steps=200, n_paths=20000, key=0)
+        >>> round(float(run.ys[:, -1, 0].var()), 2)  # exact: h/(2-h) = 0.0526
+        0.05
+    """
+    if not isinstance(optimizer, SGD):
+        raise SymflowError(f"got optimizer={optimizer!r}; run_sgd runs minibatch SGD: pass "
+                           "sf.SGD(batch_size=B, replacement=True/False)")
+    batch = optimizer.batch_size
+    if isinstance(batch, sp.Basic):
+        raise SymflowError(f"got batch_size={batch} (a symbol); a real run needs a number: "
+                           "sf.SGD(batch_size=4)")
+    ds = as_dataset(dataset, losses, params)
+    if not optimizer.replacement and batch > ds.n_samples:
+        raise SymflowError(f"batch_size={batch} exceeds the N={ds.n_samples} samples; "
+                           "without replacement a batch holds at most N samples")
+    key = as_key(key)
+    lr, n_steps = check_lr(lr), check_steps(n_steps, least=1)
+    start = check_start(x0, n_paths, len(ds.params))
+    check_on_divergence(on_divergence)
+    stats = stats_spec(stats, phi)
+    phi_fn = phi_function(phi, ds.params)
+    save_idx = _save_steps(save_steps, n_steps)
+    cds = compiled_dataset(ds)
+    hv = hyper_vector(cds.hyper, hyper)
+    t0 = time.perf_counter()
+    ys, st, fb = run_ensemble(cds.kernels, ("sgd", batch, optimizer.replacement),
+                              _sgd_factory(cds, batch, optimizer.replacement), start, key,
+                              save_idx, n_steps, (jnp.float64(lr), hv), stats, phi_fn,
+                              progress, chunk_size, devices, "SGD paths", track_divergence,
+                              max_abs)
+    first_time = np.where(fb >= 0, fb * lr, np.nan)
+    diverged = ~np.isnan(first_time)
+    info = {"method": optimizer.label, "dt": lr, "n_steps": n_steps,
+            "chunks": chunk_count(int(n_paths), chunk_size),
+            "devices": mesh_sharding(devices)[1], "seconds": time.perf_counter() - t0}
+    if diverged.any() and on_divergence == "raise":
+        raise divergence_error(first_time, int(n_paths), "SGD runs",
+                               f"Lower the learning rate (lr={lr}, t = n*lr)", max_abs)
+    return Ensemble(save_idx * lr, ys, st, diverged, first_time, info)
+
+
+__all__ = ["CompiledDataset", "compiled_dataset", "floyd_sample", "run_sgd"]

@@ -1,0 +1,256 @@
+r"""Weak error of the stochastic modified equations against real SGD.
+
+For a test function :math:`\varphi`, learning rates :math:`h` on a ladder and a horizon
+:math:`T = nh`, the weak error is :math:`e(h) = |\mathbb E\varphi(\theta_n) -
+\mathbb E\varphi(X_{nh})|`, with :math:`\theta_n` SGD and :math:`X` the order-:math:`p` SME.
+An order-:math:`p` SME has :math:`e(h) = O(h^p)` (Li, Tai & E, JMLR 20, 2019, Thms 1 and
+3), so the log-log slope of :math:`e` against :math:`h` is about :math:`p`.
+
+``method="exact"`` (default) uses the closed moment systems of :mod:`symflow._stochastic._moments`:
+:math:`\mathbb E\varphi(\theta_n) = m(\theta_0)\cdot K^n c` and
+:math:`\mathbb E\varphi(X_T) = m(x_0)\cdot e^{TG}c` — no Monte Carlo and no time stepping,
+so the slopes are clean (linear regression with a quadratic :math:`\varphi`).
+``method="monte_carlo"`` runs :func:`solvers.run_sgd` and :func:`solvers.simulate_sde`
+(fine steps ``h/sde_substeps``) for problems whose moments do not close, and reports the
+standard error of each difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import numpy as np
+import scipy.linalg
+import sympy as sp
+
+import symflow as sf
+from symflow import SymflowError
+from symflow._stochastic._sde import refuse_strings
+
+from .._ode._compile import hyper_vector
+from .._ode._verify import step_count
+from ._ensemble import as_key, check_start
+from ._sde import simulate_sde
+from ._sgd_run import run_sgd
+
+
+@dataclasses.dataclass
+class WeakErrorReport:
+    r"""Weak errors and their log-log slopes (see :func:`weak_error`).
+
+    ``errors[p][i]`` is :math:`|\mathbb E\varphi(\text{SGD}_n) - \mathbb E\varphi(X_{nh})|`
+    for the order-``p`` SME at ``lrs[i]``; ``sgd[i]`` and ``sde[p][i]`` the two
+    expectations; ``stderr[p]`` the Monte Carlo standard errors (zeros when exact).
+    """
+
+    label: str
+    phi: object
+    lrs: np.ndarray
+    T: float
+    orders: tuple
+    method: str
+    sgd: np.ndarray
+    sde: dict
+    errors: dict
+    stderr: dict
+    slopes: dict
+
+    @property
+    def expected(self) -> dict:
+        return {p: p for p in self.orders}
+
+    def passed(self, tol: float = 0.3) -> bool:
+        """True when every slope is within ``tol`` of its order."""
+        return all(abs(self.slopes[p] - p) <= tol for p in self.orders)
+
+    def table(self) -> str:
+        head = "       h      E phi(SGD)" + "".join(f"   order-{p} error" for p in self.orders)
+        rows = [head]
+        for i, lr in enumerate(self.lrs):
+            cells = "".join(f"  {self.errors[p][i]:10.3e}" + (
+                f"±{self.stderr[p][i]:.1e}" if self.method != "exact" else "       ")
+                for p in self.orders)
+            rows.append(f"{lr:8.4g}  {self.sgd[i]:14.8g}{cells}")
+        rows.append("   slope" + " " * 16 + "".join(f"  {self.slopes[p]:10.2f}       "
+                                                     for p in self.orders))
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        text = (f"weak error of the SME against {self.label}, phi = {self.phi}, T = {self.T:g} "
+                f"({self.method})\n{self.table()}")
+        noisy = [f"order {p} at h={lr:g}" for p in self.orders
+                 for lr, e, s in zip(self.lrs, self.errors[p], self.stderr[p]) if e < 3 * s]
+        if noisy:
+            text += ("\nwithin 3 standard errors of zero (not resolved; use more paths or "
+                     "larger h): " + ", ".join(noisy))
+        return text
+
+    def plot(self, path=None, ax=None):
+        """Log-log weak error against ``h`` per order, with reference slopes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+        else:
+            fig = ax.figure
+        for p in self.orders:
+            err = self.errors[p]
+            line = ax.errorbar(self.lrs, err, yerr=self.stderr[p] if self.method != "exact"
+                               else None, fmt="o-", capsize=3,
+                               label=f"order-{p} SME: slope {self.slopes[p]:.2f}")
+            ref = err[-1] * (self.lrs / self.lrs[-1]) ** p
+            ax.plot(self.lrs, ref, ":", color=line[0].get_color(), alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(self.lrs, [f"{lr:g}" for lr in self.lrs])
+        ax.minorticks_off()
+        ax.set_xlabel("learning rate h")
+        ax.set_ylabel(f"|E phi(SGD_n) - E phi(X_nh)|, nh = {self.T:g}")
+        ax.set_title(f"weak error, {self.label} ({self.method})", fontsize=10)
+        ax.legend(title="dotted: slope p", fontsize=8)
+        if path:
+            fig.savefig(path, dpi=120)
+        return fig
+
+
+def _numeric(matrix, consts, hyper):
+    """``lr -> `` the symbolic matrix at ``h = lr`` and the ``hyper`` values, as a float
+    array (lambdified once, evaluated per learning rate)."""
+    fn = sp.lambdify(consts, matrix, "numpy")
+
+    def at(lr):
+        values = np.asarray(hyper_vector(consts, {**(hyper or {}), "h": lr}))
+        return np.asarray(fn(*values), dtype=float)
+
+    return at
+
+
+def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lrs, T,
+               orders=(1, 2), noise=None, noise_factor=None, hyper=None, method="exact",
+               n_paths=100_000, key=0, sde_substeps=4, solver="heun", progress=False,
+               sdes=None) -> WeakErrorReport:
+    r"""Weak error :math:`|\mathbb E\varphi(\text{SGD}_n) - \mathbb E\varphi(X_{nh})|` against ``h``.
+
+    Parameters
+    ----------
+    optimizer, losses, params, dataset, noise, noise_factor
+        As for :func:`symflow.sme` (``method="monte_carlo"`` needs ``sf.SGD`` and a
+        dataset: it runs real SGD).
+    phi : sympy.Expr
+        The test function, a polynomial of degree <= 2 for ``method="exact"``.
+    x0 : sequence of float
+        Common start of SGD and of the SME.
+    lrs : sequence of float
+        Learning rates, each dividing ``T``.
+    T : float
+        Horizon :math:`t = nh`.
+    orders : sequence of {1, 2}
+        SME orders to compare.
+    method : "exact" or "monte_carlo"
+    n_paths, key, sde_substeps, solver, progress
+        Monte Carlo only: paths, PRNG key, SDE steps per learning rate (the scheme's own
+        weak error, :math:`O((h/\text{substeps})^q)`, adds to the SME's), fixed-step scheme.
+    sdes : dict {order: symflow.SDE}, optional
+        Approximations to compare instead of the derived SMEs (e.g. a hand-made one).
+
+    Example::
+
+        >>> import sympy as sp, symflow as sf, solvers as sv
+        >>> w, b = sp.symbols("w b")
+        >>> data = [(1, 1), (2, 3), (-1, 0), (3, 2)]
+        >>> losses = [(w * a + b - t)**2 / 2 for a, t in data]
+        >>> rep = sv.weak_error(sf.SGD(batch_size=1), losses, [w, b], phi=w**2 + b**2,
+        ...                     x0=[0.5, 0.5], lrs=[0.04, 0.02, 0.01, 0.005], T=1.0)
+        >>> {p: round(s) for p, s in rep.slopes.items()}
+        {1: 1, 2: 2}
+    """
+    orders = tuple(orders)
+    if not orders or any(p not in (1, 2) for p in orders):
+        raise SymflowError(f"got orders={orders!r}; the SME has orders 1 and 2")
+    if method not in ("exact", "monte_carlo"):
+        raise SymflowError(f"got method={method!r}; use 'exact' (closed moment systems) or "
+                           "'monte_carlo'")
+    try:
+        lrs = np.array(sorted((float(lr) for lr in lrs), reverse=True))
+    except (TypeError, ValueError):
+        raise SymflowError(f"got lrs={lrs!r}; give at least two positive learning rates") from None
+    if len(lrs) < 2 or np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
+        raise SymflowError(f"got lrs={list(lrs)}; give at least two positive learning rates")
+    if isinstance(T, bool) or not isinstance(T, (int, float)) or not np.isfinite(T) or T <= 0:
+        raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
+    steps = [step_count(T, lr) for lr in lrs]
+    kwargs = dict(losses=losses, params=params, dataset=dataset, noise=noise,
+                  noise_factor=noise_factor)
+    if sdes is None:
+        sdes = {p: sf.sme(optimizer, order=p, **kwargs) for p in orders}
+    elif set(sdes) != set(orders) or not all(isinstance(e, sf.SDE) for e in sdes.values()):
+        raise SymflowError(f"got sdes for orders {sorted(sdes)}; give one symflow.SDE per "
+                           f"order in orders={list(orders)}")
+    state = sdes[orders[0]].params
+    refuse_strings(phi, "phi")
+    phi = sp.sympify(phi)
+    x0 = check_start(x0, 1, len(state))[0]
+    if method == "exact":
+        sgd, sde, se = _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper)
+    else:
+        sgd, sde, se = _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T,
+                                    hyper, n_paths, as_key(key), sde_substeps, solver, progress)
+    errors = {p: np.abs(sgd - sde[p]) for p in orders}
+    slopes = {p: (float(np.polyfit(np.log(lrs), np.log(errors[p]), 1)[0])
+                  if np.all(errors[p] > 0) else float("nan")) for p in orders}
+    return WeakErrorReport(optimizer.label, phi, lrs, float(T), orders, method, sgd, sde,
+                           errors, se, slopes)
+
+
+def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
+    expr = sp.expand(phi)
+    degree = sp.Poly(expr, *state).total_degree() if expr.is_polynomial(*state) else None
+    if degree is None or degree > 2:
+        raise SymflowError(f"got phi={phi}; method='exact' needs a polynomial of degree <= 2 "
+                           "in the parameters (use method='monte_carlo' otherwise)")
+    degree = max(degree, 1)
+    trans = sf.sgd_moments(optimizer, degree=degree, **kwargs)
+    coeffs = np.array(trans.coefficients(expr).evalf(), dtype=float).ravel()
+    start = np.array([float(m.xreplace(dict(zip(state, x0)))) for m in trans.basis])
+    transition = _numeric(trans.matrix, trans.constants, hyper)
+    gens = {}
+    for p, sde in sdes.items():
+        gen = sf.sde_moments(sde, degree)
+        gens[p] = _numeric(gen.matrix, gen.constants, hyper)
+    sgd = np.empty(len(lrs))
+    sde = {p: np.empty(len(lrs)) for p in sdes}
+    for i, (lr, n) in enumerate(zip(lrs, steps)):
+        sgd[i] = start @ np.linalg.matrix_power(transition(lr), n) @ coeffs
+        for p, generator in gens.items():
+            sde[p][i] = start @ scipy.linalg.expm(T * generator(lr)) @ coeffs
+    return sgd, sde, {p: np.zeros(len(lrs)) for p in sdes}
+
+
+def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, n_paths,
+                 key, substeps, solver, progress):
+    if not isinstance(optimizer, sf.SGD):
+        raise SymflowError("method='monte_carlo' runs real SGD: pass sf.SGD(batch_size=B) "
+                           "with the training set")
+    pair = [phi, phi**2]
+    sgd, sgd_se = np.empty(len(lrs)), np.empty(len(lrs))
+    sde = {p: np.empty(len(lrs)) for p in sdes}
+    se = {p: np.empty(len(lrs)) for p in sdes}
+    data = {k: v for k, v in kwargs.items() if k in ("losses", "params", "dataset")}
+    for i, (lr, n) in enumerate(zip(lrs, steps)):
+        k_sgd, k_sde = jax.random.split(jax.random.fold_in(key, i))
+        run = run_sgd(optimizer, **data, x0=x0, lr=lr, n_steps=n, n_paths=n_paths, key=k_sgd,
+                      phi=pair, hyper=hyper, progress=progress)
+        mean, second = run.stats["phi"][-1]
+        sgd[i], sgd_se[i] = mean, math.sqrt(max(second - mean**2, 0.0) / n_paths)
+        for p, sme in sdes.items():
+            sol = simulate_sde(sme, x0, T, n_paths, k_sde, dt=lr / substeps, solver=solver,
+                               phi=pair, hyper=hyper, lr=lr, progress=progress)
+            m, s2 = sol.stats["phi"][-1]
+            sde[p][i] = m
+            se[p][i] = math.sqrt(sgd_se[i] ** 2 + max(s2 - m**2, 0.0) / n_paths)
+    return sgd, sde, se
+
+
+__all__ = ["WeakErrorReport", "weak_error"]

@@ -1,0 +1,409 @@
+r"""Stochastic modified equations of SGD, and the mean flow of an epoch of reshuffled SGD.
+
+**SME** (Li, Tai & E, *Stochastic modified equations and dynamics of stochastic gradient
+algorithms I*, JMLR 20, 2019, Theorems 1 and 3). SGD,
+:math:`\theta_{n+1} = \theta_n - h\,(\nabla L(\theta_n) + \xi_n)` with
+:math:`\operatorname{Cov}\xi_n = \Sigma(\theta_n)`, is a weak approximation, at times
+:math:`t = nh`, of
+
+.. math::
+
+    \text{order 1:}\quad d\Theta = -\nabla L\,dt + \sqrt{h}\,\Sigma^{1/2}\,dW ,\qquad
+    \text{order 2:}\quad d\Theta = -\nabla\!\bigl(L + \tfrac h4\lVert\nabla L\rVert^2\bigr)\,dt
+    + \sqrt{h}\,\Sigma^{1/2}\,dW .
+
+The order-2 drift is *derived* here, as the order-1 modified equation of gradient descent
+on :math:`L` (:func:`symflow.modified_equation`), not typed in. For minibatches of size
+:math:`B` from :math:`N` samples, :math:`\Sigma = c_{N,B}\Sigma_1` (see
+:class:`symflow.optimizers._sgd.SGD`).
+
+*Diffusion factor.* The SDE needs :math:`\sigma` with :math:`\sigma\sigma^\top = h\Sigma`. No
+symbolic matrix square root is taken: :math:`\sigma = \sqrt{h\,c_{N,B}}\,G` with :math:`G`
+the exact factor of :meth:`Dataset.noise_factor` (centered per-sample gradients over
+:math:`\sqrt N`, or data-moment features times an exact rational Cholesky factor), or the
+rank-revealing Cholesky factor of a covariance the user gives. The covariance
+:math:`\sigma\sigma^\top` is always exact.
+
+*Stationary statistics.* Weak order 2 holds on bounded time intervals. On a quadratic
+loss with constant noise the stationary covariance of SGD differs from that of the order-1
+SME by a relative :math:`O(h)` (1-D: :math:`\tfrac{h\Sigma}{a(2-ha)}` against
+:math:`\tfrac{h\Sigma}{2a}`), and the order-2 drift alone does not close that gap (it gives
+:math:`\tfrac{h\Sigma}{a(2+ha)}`). ``noise_correction=True`` also matches the one-step
+covariance of SGD to :math:`O(h^3)`, i.e. uses
+:math:`G_h = G + \tfrac h2\,(\nabla^2L\,G + (\nabla L\cdot\nabla)G)`, which brings the
+stationary gap on quadratics to relative :math:`O(h^2)`.
+
+**Epoch mean flow** (Smith, Dherin, Barrett & De, *On the origin of implicit regularization
+in stochastic gradient descent*, ICLR 2021). One epoch of SGD with random reshuffling over
+:math:`m` batches with losses :math:`L_1, \dots, L_m` (:math:`L = \frac1m\sum_k L_k`) composes
+:math:`m` gradient steps in a random order. The engine composes them symbolically, averages
+the composed map over the :math:`m!` orders, and finds the modified flow of that mean map;
+at first order it is the gradient flow of
+
+.. math::
+
+    \tilde L = L + \frac h4\lVert\nabla L\rVert^2
+    + \frac h{4m}\sum_{k=1}^m\lVert\nabla L_k - \nabla L\rVert^2 .
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import numbers
+
+import sympy as sp
+from sympy.polys.rings import ring
+
+from .._core import _validate as v
+from .._core._errors import SymflowError
+from .._core._latex import LatexDisplay, aligned
+from .._core._symbols import h
+from .._engine._modified import modified_equation
+from ..optimizers import GD, AbstractOptimizer, Custom
+from ..optimizers._sgd import SGD
+from ._dataset import as_dataset
+from ._sde import SDE, _as_matrix, check_psd_numeric, factor_covariance, refuse_strings
+
+
+def _grad(expr, params):
+    return sp.Matrix([sp.diff(expr, p) for p in params])
+
+
+def _refuse_non_finite(mat, what):
+    bad = [e for e in mat if e.has(sp.nan, sp.oo, -sp.oo, sp.zoo)]
+    if bad:
+        raise SymflowError(f"got {what} with non-finite entries {bad}; a noise covariance "
+                           "must be finite")
+
+
+def _noise_from_user(noise, params):
+    """(factor G with G G^T = Sigma, Sigma) from a user noise model."""
+    refuse_strings(noise, "noise")
+    d = len(params)
+    if isinstance(noise, sp.MatrixBase) or isinstance(noise, (list, tuple)):
+        cov = _as_matrix(noise, "noise")
+        if cov.shape != (d, d):
+            raise SymflowError(f"got a {cov.shape[0]}x{cov.shape[1]} noise covariance for "
+                               f"{d} parameters; give a {d}x{d} matrix Sigma (the covariance "
+                               "of the gradient noise), or a scalar variance s**2 for s**2*I")
+        _refuse_non_finite(cov, "noise")
+        return factor_covariance(cov, params, "noise covariance"), cov
+    value = v.rationalize(sp.sympify(noise))
+    if not isinstance(value, sp.Expr):
+        raise SymflowError(f"got noise={v._describe(noise)}; give a d x d covariance Matrix "
+                           "or a scalar variance (noise=s**2 means Sigma = s**2 I)")
+    _refuse_non_finite(sp.Matrix([value]), "noise")
+    sign = value.is_nonnegative
+    if sign is False or (value.is_number and value < 0):
+        raise SymflowError(f"got noise={value}; a variance must be >= 0 (noise=s**2 means "
+                           "Sigma = s**2 I)")
+    if value.free_symbols & set(params):
+        check_psd_numeric(sp.Matrix([[value]]), params, "noise variance")
+    return sp.sqrt(value) * sp.eye(d), value * sp.eye(d)
+
+
+def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise=None,
+        noise_factor=None, noise_correction: bool = False, hyper=()) -> SDE:
+    r"""The stochastic modified equation of SGD as an :class:`~symflow.SDE` (time :math:`t = nh`).
+
+    Parameters
+    ----------
+    optimizer : SGD or GD
+        ``SGD(batch_size=B, replacement=...)`` takes its noise from the dataset;
+        ``GD()`` needs a user ``noise`` model.
+    losses, dataset
+        The training set: explicit per-sample losses, or a :class:`symflow.Dataset`
+        (a per-sample template and a numeric array; also accepted as ``losses``). With a
+        user ``noise`` model, ``losses`` may also be a single expression (the mean loss).
+    params : sequence of Symbol
+    order : 1 or 2
+        Order 2 uses the drift :math:`-\nabla(L + \frac h4\lVert\nabla L\rVert^2)`, derived
+        by :func:`symflow.modified_equation`.
+    noise : Matrix or scalar, optional
+        The covariance :math:`\Sigma(\theta)` of the gradient noise of *one step* (constant
+        or state-dependent ``d x d``; with ``SGD`` it replaces the minibatch covariance, so
+        it must already include the batch size), or a scalar variance ``s**2`` for
+        :math:`s^2 I` (isotropic).
+    noise_factor : Matrix, optional
+        :math:`G` (``d x m``) with :math:`\Sigma = GG^\top`, for state-dependent noise
+        without a square root.
+    noise_correction : bool
+        Order 2 only: use :math:`G + \frac h2(\nabla^2L\,G + (\nabla L\cdot\nabla)G)` (see
+        the module docstring).
+
+    Example::
+
+        >>> import sympy as sp, symflow as sf
+        >>> w = sp.Symbol("w")
+        >>> sde = sf.sme(sf.SGD(batch_size=2), losses=[(w - 1)**2 / 2, (w + 1)**2 / 2],
+        ...              params=[w])
+        >>> sde.drift, sde.covariance
+        (Matrix([[-w]]), Matrix([[h/2]]))
+        >>> sf.sme(sf.GD(), losses=w**4 / 4, params=[w], order=2, noise=3).drift
+        Matrix([[-3*h*w**5/2 - w**3]])
+        >>> x, y = sp.symbols("x y")                  # template + numeric data, N rows
+        >>> ds = sf.Dataset(loss=(w*x - y)**2 / 2, params=[w], data_symbols=[x, y],
+        ...                 data=[[1.0, 1.1], [2.0, 1.9], [-1.0, -0.8]])
+        >>> sp.factor(sf.sme(sf.SGD(batch_size=1), dataset=ds).covariance[0, 0])
+        h*(100*w**2 - 190*w + 91)/50
+    """
+    if isinstance(optimizer, type) or not isinstance(optimizer, AbstractOptimizer):
+        raise SymflowError(f"got optimizer={optimizer!r}; pass an instance such as "
+                           "SGD(batch_size=4) or sf.GD() (with noise=...)")
+    if not isinstance(optimizer, (SGD, GD)):
+        raise SymflowError(
+            f"got optimizer={optimizer!r}; the SME is derived for SGD (SGD(batch_size=B)) or "
+            "for gradient descent with a noise model (sf.GD() with noise=...)")
+    if order not in (1, 2) or isinstance(order, bool):
+        raise SymflowError(f"got order={order!r}; the SME is available at order 1 or 2")
+    if noise is not None and noise_factor is not None:
+        raise SymflowError("give noise=<covariance> or noise_factor=<G>, not both")
+    user_noise = noise is not None or noise_factor is not None
+    if isinstance(optimizer, GD) and not user_noise:
+        raise SymflowError("full-batch gradient descent has no gradient noise; give "
+                           "noise=<covariance> (or noise_factor=...), or use SGD(batch_size=B)")
+    if user_noise and dataset is None and isinstance(losses, (sp.Expr, int, float)):
+        params = v.check_params(params)
+        mean_loss = v.check_loss(losses, params, v.check_symbols(hyper, "hyper", params))
+        ds = None
+    else:
+        ds = as_dataset(dataset, losses, params, hyper)
+        params, mean_loss = ds.params, ds.mean_loss
+    d = len(params)
+    if user_noise:
+        if noise_factor is not None:
+            factor = _as_matrix(noise_factor, "noise_factor")
+            if factor.shape[0] != d:
+                raise SymflowError(f"got a {factor.shape[0]}x{factor.shape[1]} noise_factor "
+                                   f"for {d} parameters; it must be {d} x m")
+            cov = (factor * factor.T).applyfunc(sp.expand)
+        else:
+            factor, cov = _noise_from_user(noise, params)
+        scale = sp.S.One
+    else:
+        factor = sp.Matrix(ds.noise_factor)
+        cov = sp.Matrix(ds.gradient_covariance)
+        scale = optimizer.noise_scale(ds.n_samples)
+    grad = _grad(mean_loss, params)
+    if order == 1:
+        drift, potential = -grad, mean_loss
+    else:
+        me = _modified_gd(mean_loss, params, hyper, optimizer)
+        drift, potential = me.field, me.modified_loss
+    if noise_correction:
+        if order != 2:
+            raise SymflowError("noise_correction=True belongs to the order-2 SME; pass order=2")
+        hess = grad.jacobian(params)
+        along = sp.zeros(*factor.shape)
+        for j, p in enumerate(params):
+            along += grad[j] * sp.diff(factor, p)
+        factor = (factor + h / 2 * (hess * factor + along)).applyfunc(sp.expand)
+        cov = (factor * factor.T).applyfunc(sp.expand)
+    root = sp.sqrt(h * scale)
+    sigma = (root * factor).applyfunc(sp.expand)
+    covariance = (h * scale * cov).applyfunc(sp.expand)
+    name = f"SME order {order} of {optimizer.label}"
+    return SDE(drift=drift.applyfunc(sp.expand), diffusion=sigma, params=params,
+               covariance=covariance, name=name, potential=potential)
+
+
+def _modified_gd(loss, params, hyper, optimizer):
+    extra = set(v.check_symbols(hyper, "hyper", params)) | set(optimizer.hyper_symbols)
+    extra |= loss.free_symbols - set(params)
+    return modified_equation(GD(), loss, params, 1, hyper=tuple(sorted(extra, key=str)))
+
+
+# -- epoch mean flow ------------------------------------------------------------------------
+class _SeriesMaps:
+    """Truncated power series in ``h`` of maps: lists of coefficient columns d_0..d_K."""
+
+    def __init__(self, params, grads, order, polynomial):
+        self.params, self.order = tuple(params), order
+        self.polynomial = polynomial
+        if polynomial:
+            self.ring, *gens = ring(self.params + (h,), sp.QQ)
+            self.gens, self.h = gens[:-1], gens[-1]
+            self.grads = [[self.ring(sp.expand(c)) for c in g] for g in grads]
+        else:
+            self.grads = grads
+
+    def identity(self):
+        return list(self.gens if self.polynomial else self.params)
+
+    def step(self, current, k):
+        """``current - h * grad_k(current)`` truncated after ``h**order``."""
+        if self.polynomial:
+            subs = list(zip(self.gens, current))
+            out = []
+            for c, g in zip(current, self.grads[k]):
+                new = c - self.h * g.compose(subs)
+                out.append(self.ring({m: co for m, co in new.terms() if m[-1] <= self.order}))
+            return out
+        eps = sp.Dummy("eps")
+        shifted = {p: c.xreplace({h: eps}) for p, c in zip(self.params, current)}
+        out = []
+        for c, g in zip(current, self.grads[k]):
+            comp = g.xreplace(shifted)
+            series = sp.S.Zero
+            deriv = comp
+            for j in range(self.order):
+                series += h ** (j + 1) * deriv.xreplace({eps: 0}) / math.factorial(j)
+                deriv = sp.diff(deriv, eps)
+            out.append(sp.expand(c - series))
+        return out
+
+    def to_expr(self, vec):
+        if self.polynomial:
+            return [p.as_expr() for p in vec]
+        return vec
+
+
+class EpochFlow(LatexDisplay):
+    r"""The mean flow of one reshuffled epoch, per unit time :math:`t = nh`.
+
+    Attributes
+    ----------
+    terms : tuple of column Matrix
+        ``terms[k]`` is the coefficient of :math:`h^k` (``terms[0] == -grad L``).
+    modified_loss : sympy.Expr or None
+        :math:`\tilde L` with ``field == -grad L~`` when every term is a gradient field.
+    mean_map : column Matrix
+        The composed map averaged over the :math:`m!` batch orders, to :math:`h^{p+1}`.
+    batch_losses, loss, params, order
+    """
+
+    def __init__(self, me, batch_losses, loss, params, mean_map):
+        m = len(batch_losses)
+        self.batch_losses, self.loss, self.params = tuple(batch_losses), loss, tuple(params)
+        self.order, self.n_batches, self.mean_map = me.order, m, sp.ImmutableMatrix(mean_map)
+        self.terms = tuple(sp.ImmutableMatrix((sp.Matrix(t) / m).applyfunc(sp.expand))
+                           for t in me.terms)
+        self.equation = me
+
+    @property
+    def gradient_orders(self) -> tuple:
+        """``gradient_orders[k]``: is ``terms[k]`` a gradient field (symmetric Jacobian)."""
+        return self.equation.gradient_orders
+
+    @functools.cached_property
+    def modified_loss(self):
+        r""":math:`\tilde L` with ``field == -grad L~`` (None when not a gradient field).
+
+        Computed on first access (for non-polynomial losses the potential is found by
+        symbolic integration, which can be slow).
+        """
+        me, m = self.equation, self.n_batches
+        if not me.is_gradient or any(p is None for p in me.potentials[1:]):
+            return None
+        return sp.expand(self.loss + sum(
+            (h**k * p / m for k, p in enumerate(me.potentials) if k >= 1), sp.S.Zero))
+
+    @property
+    def field(self) -> sp.Matrix:
+        """:math:`\\sum_k h^k\\,\\text{terms}[k]`."""
+        out = sp.zeros(len(self.params), 1)
+        for k, t in enumerate(self.terms):
+            out += h**k * sp.Matrix(t)
+        return out
+
+    def latex(self) -> str:
+        field = self.field
+        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {sp.latex(sp.expand(field[i]))}"
+                for i, p in enumerate(self.params)]
+        if self.modified_loss is not None:
+            rows.append(f"\\tilde{{L}} &= {sp.latex(self.modified_loss)}")
+        return aligned(rows)
+
+    def __str__(self) -> str:
+        lines = [f"Mean flow of one reshuffled epoch ({self.n_batches} batches), order "
+                 f"{self.order} in h, t = n*h"]
+        for k, t in enumerate(self.terms):
+            lines.append(f"  h^{k}: {list(t)}")
+        if self.modified_loss is not None:
+            lines.append(f"  modified loss: {self.modified_loss}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<EpochFlow batches={self.n_batches} order={self.order}>"
+
+
+MAX_BATCHES = 6
+
+
+def epoch_mean_flow(losses=None, params=None, dataset=None, batch_size=None, batches=None,
+                    order: int = 1, hyper=()) -> EpochFlow:
+    r"""The modified flow of the mean epoch map of SGD with random reshuffling.
+
+    Give the batch losses directly (``batches=[L_1, ..., L_m]``, each the mean loss of one
+    batch), or a training set (``losses`` or ``dataset``) with ``batch_size``: the samples
+    are split in order into :math:`m = N/B` batches (one fixed partition; the average is
+    over the order in which the batches are visited). The :math:`m` gradient steps
+    :math:`\theta\mapsto\theta - h\nabla L_k(\theta)` are composed as power series in
+    :math:`h` (sparse polynomials for polynomial losses, Taylor coefficients otherwise),
+    averaged over all :math:`m!` orders (:math:`m \le 6`), and the mean map goes through
+    :func:`symflow.modified_equation`; the field is divided by :math:`m` so that time is
+    :math:`t = nh`.
+
+    Example::
+
+        >>> import sympy as sp
+        >>> w = sp.Symbol("w")
+        >>> flow = epoch_mean_flow(batches=[(w - 1)**2 / 2, (w + 1)**2 / 2, w**2], params=[w])
+        >>> flow.terms[0], flow.modified_loss
+        (Matrix([[-4*w/3]]), h*w**2/2 + 2*w**2/3 + 1/3)
+    """
+    order = v.check_order(order)
+    if batches is not None:
+        if losses is not None or dataset is not None:
+            raise SymflowError("give batches=[...] or a training set (losses/dataset with "
+                               "batch_size), not both")
+        params = v.check_params(params)
+        allowed = v.check_symbols(hyper, "hyper", params)
+        batch_losses = [v.check_loss(b, params, allowed) for b in batches]
+    else:
+        ds = as_dataset(dataset, losses, params, hyper)
+        params = ds.params
+        n = ds.n_samples
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or \
+                batch_size < 1:
+            raise SymflowError(f"got batch_size={batch_size!r}; give a positive integer that "
+                               f"divides the N={n} samples")
+        if n % batch_size:
+            raise SymflowError(f"batch_size={batch_size} does not divide N={n}; an epoch of "
+                               "reshuffled SGD needs N/B whole batches")
+        batch_losses = [ds.subset(range(k, k + batch_size)).mean_loss
+                        for k in range(0, n, batch_size)]
+    m = len(batch_losses)
+    if m < 1 or m > MAX_BATCHES:
+        raise SymflowError(f"got {m} batches; the average over the m! batch orders is formed "
+                           f"exactly for 1 <= m <= {MAX_BATCHES}; use fewer, larger batches")
+    loss = sp.expand(sp.Add(*batch_losses) / m)
+    grads = [list(_grad(b, params)) for b in batch_losses]
+    polynomial = all(b.is_polynomial(*params) and not (b.free_symbols - set(params))
+                     for b in batch_losses)
+    maps = _SeriesMaps(params, grads, order + 1, polynomial)
+    total = [0] * len(params)
+    cache = {(): maps.identity()}
+
+    def composed(prefix):
+        if prefix not in cache:
+            cache[prefix] = maps.step(composed(prefix[:-1]), prefix[-1])
+        return cache[prefix]
+
+    for perm in itertools.permutations(range(m)):
+        for i, c in enumerate(composed(perm)):
+            total[i] = total[i] + c
+    count = math.factorial(m)
+    mean_map = sp.Matrix([sp.expand(e / count) for e in maps.to_expr(total)])
+    custom = Custom(update=lambda theta, grad, step: mean_map, name="reshuffled-epoch")
+    extra = tuple(sorted(loss.free_symbols - set(params), key=str))
+    me = modified_equation(custom, loss, params, order, hyper=extra,
+                           path="polynomial" if polynomial else "general")
+    if not all(sp.expand(a / m + b) == 0 for a, b in zip(me.terms[0], _grad(loss, params))):
+        raise SymflowError("internal: the epoch map does not start with m gradient steps")
+    return EpochFlow(me, batch_losses, loss, params, mean_map)
+
+
+__all__ = ["EpochFlow", "epoch_mean_flow", "sme"]
