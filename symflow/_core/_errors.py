@@ -16,11 +16,16 @@ class ValidityWarning(UserWarning):
     """The learning rate is too large for the modified-equation series to be trusted."""
 
 
+class CostWarning(UserWarning):
+    """A request is allowed but may take long (a high order); the message gives an estimate."""
+
+
 class MemoryWarning(UserWarning):
     """An optimizer's memory does not relax, so the flow on the whole state is returned."""
 
 
 # Shown as ``symflow.SymflowError`` in tracebacks: the public name, not the private module.
-for _cls in (SymflowError, UnsafeExpressionError, ValidityWarning, MemoryWarning):
+for _cls in (SymflowError, UnsafeExpressionError, ValidityWarning, MemoryWarning,
+             CostWarning):
     _cls.__module__ = "symflow"
 del _cls
