@@ -21,8 +21,9 @@ import warnings
 
 from tqdm import TqdmExperimentalWarning, TqdmWarning
 
-with warnings.catch_warnings():
+with warnings.catch_warnings():  # tqdm.auto warns "IProgress not found" on import
     warnings.simplefilter("ignore", TqdmExperimentalWarning)
+    warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
 #: Seconds a loop runs before its bar appears (when ``progress`` is None).
