@@ -6,7 +6,8 @@ the loss-free call to ``_trees``), the state flow and the validity check.
 
 Modules, bottom up: ``_series`` and ``_rings`` (arithmetic helpers), ``_jets`` and
 ``_ratjets``, ``_algebra``, ``_bea``, ``_memory``, ``_validity``, ``_result``
-(:class:`ModifiedEquation`), ``_state``, ``_modified``.
+(:class:`ModifiedEquation`), ``_state``, ``_field_result`` and ``_field`` (a vector field or
+a stop-gradient loss in place of -grad L), ``_modified``.
 
 Imports: ``_core``, ``optimizers`` and ``_trees``.
 """

@@ -31,7 +31,7 @@ from .._core._gradient import (
     numerically_nonzero,
     random_points,
 )
-from ._rings import ring_inverse, ring_sqrt, ring_to_expr
+from ._rings import restore_inverses, ring_inverse, ring_sqrt, ring_to_expr
 
 
 class NotJetExpressible(Exception):
@@ -165,12 +165,22 @@ class JetAlgebra:
         return expr_is_gradient([self.to_expr(c) for c in vec], self.params)
 
     def potential(self, vec):
-        """:math:`V` with ``vec == -grad V``: exact linear solve over jet monomials."""
+        r""":math:`V` with ``vec == -grad V``: exact linear solve over jet monomials.
+
+        The unknowns are the coefficients of the candidate monomials (antiderivatives of the
+        field's monomials) and of the loss :math:`L` itself, whose gradient is the jet column
+        :math:`(L_{e_1}, \dots, L_{e_d})`; so :math:`-\nabla L/(1-\beta)` gives
+        :math:`L/(1-\beta)` for any loss and symbolic :math:`\beta`, with no integration.
+        """
         if vec and not any(vec):
             return sp.S.Zero
-        pot = self._jet_potential(vec)
-        if pot is not None:
-            return self.to_expr(pot)
+        found = self._jet_potential(vec)
+        if found is not None:
+            pot, loss_coeff = found
+            out = self.to_expr(pot)
+            if loss_coeff:
+                out += restore_inverses(loss_coeff, self.ring.domain, self.post) * self.loss
+            return out
         return expr_potential([self.to_expr(c) for c in vec], self.params)
 
     def _antiderivative_candidates(self, vec):
@@ -193,11 +203,12 @@ class JetAlgebra:
         return sorted(cands)
 
     def _jet_potential(self, vec):
+        """``(P, c)`` with ``vec == -grad(P + c L)``, P a jet polynomial, or None."""
         cands = self._antiderivative_candidates(vec)
-        if not cands:
-            return None
         one = self.ring.domain.one
         grads = [[self.diff(self.ring({c: one}), i) for i in range(self.dim)] for c in cands]
+        cands.append(None)  # the loss itself: its gradient is the first-order jet column
+        grads.append(self.gradient_jets())
         rows = {}
         for i in range(self.dim):
             keys = set(vec[i].keys()).union(*(g[i].keys() for g in grads))
@@ -210,13 +221,22 @@ class JetAlgebra:
         if len(cands) in pivots:
             return None
         sol = rref.to_list()
-        out = {}
+        out, loss_coeff = {}, self.ring.domain.zero
         for r, col in enumerate(pivots):
             if sol[r][-1]:
-                out[cands[col]] = self.ring.domain.convert_from(sol[r][-1], field)
+                try:
+                    value = self.ring.domain.convert_from(sol[r][-1], field)
+                except sp.polys.polyerrors.CoercionFailed:  # a fraction the domain lacks
+                    return None
+                if cands[col] is None:
+                    loss_coeff = value
+                else:
+                    out[cands[col]] = value
         pot = self.ring(out)
-        if all(not (self.diff(pot, i) + vec[i]) for i in range(self.dim)):
-            return pot
+        grad_loss = self.gradient_jets()
+        if all(not (self.diff(pot, i) + loss_coeff * grad_loss[i] + vec[i])
+               for i in range(self.dim)):
+            return pot, loss_coeff
         return None
 
 

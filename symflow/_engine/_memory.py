@@ -39,11 +39,13 @@ def gradient_functions(dim: int):
     return [sp.Function(f"grad_{i}") for i in range(dim)]
 
 
-def symbolic_rule(optimizer, params):
+def symbolic_rule(optimizer, params, n_held=0):
     r"""Run ``step_memory`` on symbols: returns ``(A, B, memory_symbols, grad_functions)``.
 
     ``A = theta_next - theta`` and ``B = memory_next`` are column Matrices of expressions
     in the parameters, memory symbols, ``h``, hyperparameters and ``grad_i(point)``.
+    With ``n_held > 0`` (a stop-gradient loss, see :mod:`symflow._engine._field`) the rule
+    may also call ``grad(point, held)``, which becomes ``grad_i(*point, *held)``.
     """
     dim = len(params)
     theta = sp.Matrix(params)
@@ -51,12 +53,21 @@ def symbolic_rule(optimizer, params):
     memory = sp.Matrix([sp.Dummy(f"m{k}") for k in range(size)])
     fns = gradient_functions(dim)
 
-    def oracle(point):
+    def oracle(point, held=None):
         point = sp.Matrix(point) if isinstance(point, (list, tuple)) else point
         if not isinstance(point, sp.MatrixBase) or len(point) != dim:
             raise SymflowError(f"grad() was called with {point!r}; it takes a column Matrix "
                                f"of {dim} entries (one per parameter)")
-        return sp.Matrix([f(*point) for f in fns])
+        if held is None:
+            return sp.Matrix([f(*point) for f in fns])
+        held = sp.Matrix(held) if isinstance(held, (list, tuple)) else held
+        if not n_held:
+            raise SymflowError("grad() was called with a second (held) point; only a "
+                               "stop-gradient loss has one: pass stop_gradient={copy: param}")
+        if not isinstance(held, sp.MatrixBase) or len(held) != n_held:
+            raise SymflowError(f"grad() was called with the held point {held!r}; it takes "
+                               f"{n_held} entries, one per stop-gradient copy")
+        return sp.Matrix([f(*point, *held) for f in fns])
 
     try:
         nxt, mem = optimizer.step_memory(theta, memory, oracle, H)
@@ -93,10 +104,12 @@ def relaxation_matrix(B, memory):
 
 
 def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: int,
-                       inv=None):
+                       inv=None, bases=None):
     r"""Manifold :math:`M_0..M_K` and reduced increments :math:`d_0..d_K`, ``K = order``.
 
     ``grad_derivative(i, beta)`` returns :math:`\partial^\beta \nabla_i L` in ``alg``.
+    ``bases``: the points about which the arguments of ``grad_i`` are expanded (default
+    ``params``; a stop-gradient oracle appends the parameters its held copies copy).
     """
     dim, size = len(params), len(memory)
     if inv is None:
@@ -109,7 +122,7 @@ def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: i
     def evaluator(k):
         ops = SeriesOps(alg, k)
         leaves = {m: [manifold[j][c] for j in range(k + 1)] for c, m in enumerate(memory)}
-        return Evaluator(ops, params, H, leaves, grads)
+        return Evaluator(ops, params if bases is None else bases, H, leaves, grads)
 
     for k in range(order + 1):
         ev = evaluator(k)

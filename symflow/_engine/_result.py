@@ -7,14 +7,17 @@ finds the modified loss where one exists, and displays itself as LaTeX.
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import sympy as sp
 
 from .._core import _validate as v
+from .._core._display import NOT_COMPUTED, PENDING_LOSS, computed, shorten
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr
 from .._core._latex import LatexDisplay, aligned
+from .._core._readable import readable, readable_constant
 from .._core._symbols import h
 from ._validity import check_validity
 
@@ -79,14 +82,19 @@ class ModifiedEquation(LatexDisplay):
         Heavy ball with fixed :math:`\beta` gives :math:`c = 1/(1-\beta)`. ``None`` when the
         leading flow is not a rescaled gradient flow (e.g. Adam's).
         """
+        c = self._loss_multiple(self.terms[0])
+        return None if c is None else readable_constant(c)
+
+    def _loss_multiple(self, term):
+        """The constant :math:`c` with ``term == -c grad L``, or None."""
         grad = [sp.diff(self.loss, p) for p in self.params]
         k = next((i for i, g in enumerate(grad) if g != 0), None)
         if k is None:
             return None
-        c = sp.cancel(-self.terms[0][k] / grad[k])
+        c = sp.cancel(-term[k] / grad[k])
         if c.free_symbols & set(self.params):
             return None
-        if all(is_zero_expr(t + c * g) for t, g in zip(self.terms[0], grad)):
+        if all(is_zero_expr(t + c * g) for t, g in zip(term, grad)):
             return c
         return None
 
@@ -99,7 +107,7 @@ class ModifiedEquation(LatexDisplay):
             out += self.step**k * sp.Matrix(term)
         return out
 
-    def truncate(self, order: int) -> "ModifiedEquation":
+    def truncate(self, order: int) -> ModifiedEquation:
         """The same equation keeping only the terms up to ``h**order``."""
         order = v.check_order(order)
         if order > self.order:
@@ -139,14 +147,11 @@ class ModifiedEquation(LatexDisplay):
         for k, vec in enumerate(self._raw):
             if not self.gradient_orders[k]:
                 out.append(None)
-            elif k == 0 and self._is_minus_grad_loss(self.terms[0]):
-                out.append(self.loss)
+            elif k == 0 and (c := self._loss_multiple(self.terms[0])) is not None:
+                out.append(readable_constant(c) * self.loss)  # by structure, no integration
             else:
                 out.append(self._alg.potential(vec))
         return tuple(out)
-
-    def _is_minus_grad_loss(self, term) -> bool:
-        return all(is_zero_expr(t + sp.diff(self.loss, p)) for t, p in zip(term, self.params))
 
     @property
     def modified_loss(self):
@@ -165,14 +170,36 @@ class ModifiedEquation(LatexDisplay):
         return check_validity(self.loss, self.params, point, lr, hyper_values, warn=warn,
                               optimizer=self.optimizer)
 
-    # -- display -----------------------------------------------------------------------
+    # -- readable forms ----------------------------------------------------------------
+    def simplify(self) -> ModifiedEquation:
+        """A copy whose terms (and modified loss, when computed) are passed to ``sp.simplify``.
+
+        The exact content is the same; only the printed form changes. This can be slow on
+        large results, which is why it is never done by printing.
+        """
+        new = copy.copy(self)
+        new.__dict__ = dict(self.__dict__)
+        new.terms = tuple(t.applyfunc(sp.simplify) for t in self.terms)
+        if "potentials" in self.__dict__:
+            new.potentials = tuple(None if p is None else sp.simplify(p)
+                                   for p in self.potentials)
+        return new
+
+    def _shown(self, expr):
+        return readable(expr, self.params)
+
+    def _shown_loss(self):
+        """The computed modified loss as :math:`\\sum_k h^k V_k`, each :math:`V_k` readable."""
+        return sp.Add(*[self.step**k * self._shown(p) for k, p in enumerate(self.potentials)])
+
+    # -- display (shows only what is computed: see symflow._core._display) ---------------
     def _component_latex(self, i: int) -> str:
         parts = []
         for k, term in enumerate(self.terms):
             c = term[i]
             if c == 0:
                 continue
-            body = sp.latex(c)
+            body = sp.latex(self._shown(c))
             if k == 0:
                 parts.append(body)
             else:
@@ -182,15 +209,27 @@ class ModifiedEquation(LatexDisplay):
         text = " + ".join(parts) if parts else "0"
         return text.replace("+ -", "- ")
 
+    def _computed_modified_loss(self):
+        """The modified loss if its potentials were computed (None if there is none), else
+        ``NOT_COMPUTED``; never computes."""
+        orders, pots = computed(self, "gradient_orders"), computed(self, "potentials")
+        if orders is not NOT_COMPUTED and not all(orders):
+            return None
+        if pots is NOT_COMPUTED:
+            return NOT_COMPUTED
+        return self.modified_loss
+
     def latex(self) -> str:
-        """The equation (and the modified loss, when there is one) as LaTeX."""
+        """The equation (and the modified loss, once computed) as LaTeX; computes nothing."""
         rows = [
             f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {self._component_latex(i)}"
             for i, p in enumerate(self.params)
         ]
-        ml = self.modified_loss
-        if ml is not None:
-            rows.append(f"\\tilde{{L}} &= {sp.latex(ml)}")
+        ml = self._computed_modified_loss()
+        if ml is NOT_COMPUTED:
+            rows.append(f"&\\text{{{PENDING_LOSS}}}")
+        elif ml is not None:
+            rows.append(f"\\tilde{{L}} &= {sp.latex(self._shown_loss())}")
         return aligned(rows)
 
     def gradient_summary(self) -> str:
@@ -200,18 +239,34 @@ class ModifiedEquation(LatexDisplay):
             return f"gradient field at every kept order (0..{self.order})"
         return f"not a gradient field: the {self.step}^{k} term has a non-symmetric Jacobian"
 
-    def __str__(self) -> str:
-        head = (f"Modified equation of {self.optimizer!r} to order {self.order} in h "
-                f"({self.path} path), t = n*h, theta = ({', '.join(map(str, self.params))})")
+    def _text(self, limit=None) -> str:
+        cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
+        head = (f"Modified equation of {self.optimizer!r} to order {self.order} in "
+                f"{self.step} ({self.path} path), {self._time_text()}, "
+                f"theta = ({', '.join(map(str, self.params))})")
         lines = [head]
         for k, term in enumerate(self.terms):
-            lines.append(f"  {self.step}^{k}: {list(term)}")
-        lines.append("  " + self.gradient_summary())
-        ml = self.modified_loss
-        if ml is not None:
-            lines.append(f"  modified loss: {ml}")
+            lines.append(cut(f"  {self.step}^{k}: {[self._shown(c) for c in term]}"))
+        if computed(self, "gradient_orders") is NOT_COMPUTED:
+            lines.append("  (gradient structure: call .is_gradient)")
+        else:
+            lines.append("  " + self.gradient_summary())
+        ml = self._computed_modified_loss()
+        if ml is NOT_COMPUTED:
+            lines.append(f"  {PENDING_LOSS}")
+        elif ml is not None:
+            lines.append(cut(f"  modified loss: {self._shown_loss()}"))
         return "\n".join(lines)
 
+    def _time_text(self) -> str:
+        return "t = n*h"
+
+    def __str__(self) -> str:
+        return self._text()
+
     def __repr__(self) -> str:
-        return (f"<ModifiedEquation {self.optimizer!r} order={self.order} "
-                f"params={list(self.params)} path={self.path}>")
+        return self._text(limit=REPR_LINE_LIMIT)
+
+
+#: The longest line a plain-REPL ``repr`` of a result shows before shortening it.
+REPR_LINE_LIMIT = 400

@@ -185,9 +185,13 @@ class Evaluator:
                 out = ops.add(out, self(arg))
             return out
         if isinstance(expr, sp.Mul):
+            # gradient calls last, and not at all once the product is O(h^(order+1)): a
+            # call h*grad(theta, m) is then never expanded about a memory not yet known
             out = ops.const(alg.const(1))
-            for arg in expr.args:
+            for arg in sorted(expr.args, key=lambda a: a.has(sp.core.function.AppliedUndef)):
                 out = ops.mul(out, self(arg))
+                if all(alg.is_zero(c) for c in out):
+                    break
             return out
         if isinstance(expr, sp.Pow):
             if not expr.exp.is_Rational:

@@ -76,14 +76,13 @@ class StateModifiedEquation(ModifiedEquation):
     def time_scale(self):
         return None
 
-    def __str__(self) -> str:
-        text = super().__str__().replace("t = n*h", self.time, 1).replace(
-            "in h (", f"in {self.step} (", 1)
-        return text if self.note is None else f"{text}\n  note: {self.note}"
+    def _time_text(self) -> str:
+        return self.time
 
-    def __repr__(self) -> str:
-        return (f"<StateModifiedEquation {self.optimizer!r} order={self.order} "
-                f"state={list(self.params)} step={self.step}>")
+    def _text(self, limit=None) -> str:
+        text = super()._text(limit).replace("Modified equation of", "Modified equation of the "
+                                            "whole state of", 1)
+        return text if self.note is None else f"{text}\n  note: {self.note}"
 
 
 def not_relaxing_note(optimizer, warn: bool) -> str:
@@ -124,7 +123,8 @@ def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=N
     if clash:
         raise SymflowError(f"the memory names {sorted(clash)} clash with parameter names; "
                            "rename the parameters")
-    allowed = (v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols) - {h, step}
+    allowed = (v.check_symbols(hyper, "hyper", params)
+               | v.check_constant_hyper(optimizer, params)) - {h, step}
     loss = v.check_loss(loss, params, allowed)
     dim, fns = len(params), gradient_functions(len(params))
 

@@ -25,6 +25,7 @@ import sympy as sp
 
 from .._core import _validate as v
 from .._core._errors import SymflowError, ValidityWarning
+from .._core._table import Table, TableDisplay
 from .._core._symbols import h
 from ..optimizers import GD
 
@@ -32,8 +33,8 @@ from ..optimizers import GD
 SAFE = 0.5
 
 
-@dataclasses.dataclass(frozen=True)
-class ValidityReport:
+@dataclasses.dataclass(frozen=True, repr=False)
+class ValidityReport(TableDisplay):
     """Result of :func:`check_validity`."""
 
     lr: float
@@ -45,6 +46,18 @@ class ValidityReport:
     #: The optimizer's stability edge and series radius for h*lambda (None: unknown).
     edge: float | None = 2.0
     radius: float | None = 1.0
+
+    def _table(self) -> Table:
+        def num(v):
+            return "unknown" if v is None else f"{v:.4g}"
+
+        rows = [["learning rate h", f"{self.lr:g}"], ["point", f"{self.point}"],
+                ["h*|lambda|_max", f"{self.h_lambda_max:.4g}"],
+                ["stability edge (h*lambda)", num(self.edge)],
+                ["series radius (h*lambda)", num(self.radius)],
+                ["trusted", "yes" if self.trusted else "no"]]
+        return Table(["quantity", "value"], rows, "validity of the modified equation",
+                     [self.message])
 
     def __str__(self) -> str:
         return f"h*|lambda|_max = {self.h_lambda_max:.4g} at {self.point}: {self.message}"
@@ -111,9 +124,10 @@ def check_validity(loss, params, point, lr, hyper_values=None, warn: bool = True
         >>> rep.trusted, round(rep.radius, 5), rep.edge
         (False, 0.00263, 3.8)
     """
+    v.check_symbolic(loss=loss, params=params, point=point, lr=lr, hyper_values=hyper_values)
     params = v.check_params(params)
-    hyper_values = v.resolve_values(hyper_values, sp.sympify(loss))
-    missing = sp.sympify(loss).free_symbols - set(params) - set(hyper_values)
+    hyper_values = v.resolve_values(hyper_values, v.to_sympy(loss, "loss"))
+    missing = v.to_sympy(loss, "loss").free_symbols - set(params) - set(hyper_values)
     if missing:
         names = ", ".join(sorted(map(str, missing)))
         raise SymflowError(

@@ -28,8 +28,10 @@ import numpy as np
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._display import NOT_COMPUTED, computed, shorten
 from .._core._latex import LatexDisplay, aligned
 from .._core._symbols import h
+from .._core._guard import check_symbolic, to_sympy
 from .._core._validate import check_order, check_params, resolve_values
 from .._engine._modified import has_memory, modified_equation, optimizer_map
 
@@ -95,6 +97,7 @@ class EquilibriumSpectrum(LatexDisplay):
 
     def at(self, lr, hyper=None):
         """Numeric eigenvalues at ``h = lr``: ``({p: array}, map rates)``, by imaginary part."""
+        check_symbolic(lr=lr, hyper=hyper)
         def numeric(M):
             M = sp.Matrix(M).subs(h, sp.nsimplify(lr))
             M = M.subs(resolve_values(hyper, M))
@@ -127,18 +130,29 @@ class EquilibriumSpectrum(LatexDisplay):
         return "\n".join(rows)
 
     def latex(self) -> str:
-        """The eigenvalues of every flow as LaTeX."""
-        rows = [f"\\lambda^{{({p})}} &= {sp.latex(evs)}" for p, evs in enumerate(self.eigenvalues)]
+        """The eigenvalues of every flow as LaTeX (the Jacobians until they are computed)."""
+        evs = computed(self, "eigenvalues")
+        if evs is NOT_COMPUTED:
+            rows = [f"J^{{({p})}} &= {sp.latex(J)}" for p, J in enumerate(self.jacobians)]
+            rows.append("&\\text{(eigenvalues: call .eigenvalues)}")
+        else:
+            rows = [f"\\lambda^{{({p})}} &= {sp.latex(e)}" for p, e in enumerate(evs)]
         return aligned(rows)
 
     def __repr__(self) -> str:
-        return (f"<EquilibriumSpectrum {self.optimizer!r} at {tuple(self.point)} "
-                f"orders 0..{len(self.jacobians) - 1}>")
+        return "\n".join(shorten(line, 400) for line in str(self).splitlines())
 
     def __str__(self) -> str:
+        evs = computed(self, "eigenvalues")
+        if evs is NOT_COMPUTED:
+            lines = [f"Flow Jacobians at z* = {tuple(self.point)} for {self.optimizer!r}"]
+            lines += [f"  {'exact flow' if p == 0 else f'order-{p} flow'}: {J.tolist()}"
+                      for p, J in enumerate(self.jacobians)]
+            lines.append("  (eigenvalues: call .eigenvalues)")
+            return "\n".join(lines)
         lines = [f"Jacobian eigenvalues at z* = {tuple(self.point)} for {self.optimizer!r}"]
-        lines += [f"  {'exact flow' if p == 0 else f'order-{p} flow'}: {evs}"
-                  for p, evs in enumerate(self.eigenvalues)]
+        lines += [f"  {'exact flow' if p == 0 else f'order-{p} flow'}: {e}"
+                  for p, e in enumerate(evs)]
         return "\n".join(lines)
 
 
@@ -158,17 +172,18 @@ def equilibrium_eigenvalues(optimizer, loss, params, point, order, hyper=()) -> 
         >>> spec.eigenvalues[0], spec.eigenvalues[1]
         ([-I/2, I/2], [h/8 - I/2, h/8 + I/2])
     """
+    check_symbolic(loss=loss, params=params, point=point, hyper=hyper)
     order = check_order(order)
     params = check_params(params)
     if isinstance(point, (str, sp.Basic)) or not hasattr(point, "__len__") \
             or len(point) != len(params):
         raise SymflowError(f"got point={point!r} for {len(params)} parameters; give one "
                            "coordinate per parameter")
-    point = tuple(sp.nsimplify(c, rational=True) for c in point)
+    point = tuple(to_sympy(c, "point") for c in point)
     if has_memory(optimizer, params):
         raise SymflowError(f"{optimizer!r} keeps memory; equilibrium_eigenvalues takes "
                            "one-step optimizers (GD, GDA, sf.Custom rules without memory)")
-    poly = _taylor(sp.sympify(loss), params, point, order + 2)
+    poly = _taylor(to_sympy(loss, "loss"), params, point, order + 2)
     step = optimizer_map(optimizer, poly, params, hyper)
     at_point = {p: 0 for p in params}
     moved = (step - sp.Matrix(params)).xreplace(at_point).applyfunc(sp.simplify)

@@ -55,12 +55,18 @@ import itertools
 import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
+from .._core import _validate as v
+from .._core._display import NOT_COMPUTED, computed, shorten
 from .._core._errors import SymflowError
+from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr
+from .._core._guard import check_symbolic, to_sympy
 from .._core._latex import LatexDisplay, aligned
+from .._core._readable import readable
 from .._core._symbols import h
 from .._core._validate import check_order, check_params
 from .._engine._algebra import expand_map
 from .._engine._bea import modified_field
+from .._engine._modified import modified_equation
 from .._engine._result import ModifiedEquation
 from ..optimizers._gda import AbstractGDA
 
@@ -88,7 +94,7 @@ def dirac_gan(f=None):
     if not callable(f):
         raise SymflowError(f"got f={f!r}; f must be a function of one SymPy argument, "
                            "e.g. lambda t: -sp.log(1 + sp.exp(-t))")
-    return sp.sympify(f(psi * theta) + f(sp.S.Zero)), [theta, psi]
+    return to_sympy(f(psi * theta) + f(sp.S.Zero), "f(t)"), [theta, psi]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -111,6 +117,8 @@ class GameObjectives(LatexDisplay):
     first: tuple
     second: tuple
     me: object
+    #: ``(L1, L2)`` for a general-sum game (each player descends its own loss), else None
+    losses: tuple = None
 
     def _terms(self, player):
         if player not in (1, 2):
@@ -131,48 +139,82 @@ class GameObjectives(LatexDisplay):
         return out if loss is None else self.concrete(out, loss, params)
 
     @property
+    def general_sum(self) -> bool:
+        """True for a pair of losses ``(L1, L2)``: ``first``/``second`` are the players' own
+        modified losses, each descended (``phi' = -grad_phi L~1``, ``theta' = -r grad_theta
+        L~2``)."""
+        return self.losses is not None
+
+    @functools.cached_property
     def zero_sum(self) -> bool:
-        """True when both players follow one modified objective (the modified game is zero-sum)."""
+        r"""True when both players follow one modified objective (the modified game is zero-sum).
+
+        For a pair of losses: when one :math:`W` has :math:`\nabla_\phi W = \nabla_\phi
+        \tilde L_1` and :math:`\nabla_\theta W = -\nabla_\theta\tilde L_2` at every kept
+        order (each player's loss is known up to what only the other player moves, so the
+        test is on the mixed derivatives :math:`\partial_\theta\partial_\phi`).
+        """
+        if self.general_sum:
+            return all(a is not None and b is not None and all(
+                is_zero_expr(sp.diff(a, x, y) + sp.diff(b, x, y))
+                for x in self.phi for y in self.theta)
+                for a, b in zip(self.first, self.second))
         return all(a is not None and b is not None and sp.expand(a - b) == 0
                    for a, b in zip(self.first, self.second))
 
     def concrete(self, expr, loss, params):
         """``expr`` with the concrete game ``loss`` in ``params = [*phi, *theta]`` for E."""
+        check_symbolic(expr=expr, loss=loss, params=params)
         params = check_params(params)
         generic = self.phi + self.theta
         if len(params) != len(generic):
             raise SymflowError(
                 f"got {len(params)} parameters {list(params)}; these objectives were derived "
                 f"for {len(self.phi)} + {len(self.theta)} parameters (min player first)")
-        loss = sp.sympify(loss).xreplace(dict(zip(params, generic)))
-        out = sp.sympify(expr).subs(self.E, loss).doit()
+        loss = to_sympy(loss, "loss").xreplace(dict(zip(params, generic)))
+        out = to_sympy(expr, "expr").subs(self.E, loss).doit()
         return out.xreplace(dict(zip(generic, params)))
+
+    def _shown(self, t):
+        return readable(t, self.phi + self.theta)
 
     def latex(self) -> str:
         """The two modified objectives as LaTeX (``no local objective`` where there is none)."""
-        rows = []
+        rows, name = [], "L" if self.general_sum else "E"
         for i in (1, 2):
             parts = []
             for k, t in enumerate(self._terms(i)):
-                body = r"\text{(no local objective)}" if t is None else sp.latex(t)
+                body = r"\text{(no local objective)}" if t is None else sp.latex(self._shown(t))
                 parts.append(body if k == 0 else
                              f"{sp.latex(h**k)} \\left({body}\\right)")
-            rows.append(f"\\tilde{{E}}_{i} &= " + " + ".join(parts))
+            rows.append(f"\\tilde{{{name}}}_{i} &= " + " + ".join(parts))
         return aligned(rows)
 
-    def __repr__(self) -> str:
-        return (f"<GameObjectives {self.optimizer!r} order={self.order} "
-                f"zero_sum={self.zero_sum}>")
-
-    def __str__(self) -> str:
-        lines = [f"Modified objectives of {self.optimizer!r} to order {self.order} "
-                 f"(phi = {list(self.phi)} descends, theta = {list(self.theta)} ascends)"]
-        for i, name in ((1, "E~1 (min player)"), (2, "E~2 (max player)")):
+    def _text(self, limit=None) -> str:
+        cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
+        if self.general_sum:
+            roles = (f"player 1 = {list(self.phi)} descends L1 at rate 1, player 2 = "
+                     f"{list(self.theta)} descends L2 at rate r")
+            names = ((1, "L~1 (player 1's modified loss)"), (2, "L~2 (player 2's modified loss)"))
+        else:
+            roles = f"phi = {list(self.phi)} descends, theta = {list(self.theta)} ascends"
+            names = ((1, "E~1 (min player)"), (2, "E~2 (max player)"))
+        lines = [f"Modified objectives of {self.optimizer!r} to order {self.order} ({roles})"]
+        for i, name in names:
             lines.append(f"  {name}:")
             for k, t in enumerate(self._terms(i)):
-                lines.append(f"    h^{k}: {t if t is not None else 'no local objective'}")
-        lines.append(f"  zero-sum modified game: {self.zero_sum}")
+                shown = self._shown(t) if t is not None else "no local objective"
+                lines.append(cut(f"    h^{k}: {shown}"))
+        zero_sum = computed(self, "zero_sum")
+        if zero_sum is not NOT_COMPUTED:
+            lines.append(f"  zero-sum modified game: {zero_sum}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self._text(limit=400)
+
+    def __str__(self) -> str:
+        return self._text()
 
 
 # -- the derivation -------------------------------------------------------------------------
@@ -260,11 +302,52 @@ def _objectives(optimizer, order, n_second):
     first = [_player_potential(alg, vec, range(n_first), -1) for vec in raw]
     second = [_player_potential(alg, vec, range(n_first, len(params)), optimizer.lr_ratio)
               for vec in raw]
-    return GameObjectives(optimizer, order, E, tuple(phi), tuple(theta), tuple(first),
-                          tuple(second), me)
+    out = GameObjectives(optimizer, order, E, tuple(phi), tuple(theta), tuple(first),
+                         tuple(second), me)
+    out.zero_sum
+    return out
 
 
-def modified_objectives(optimizer, order=1, n_second=None) -> GameObjectives:
+def _own_potential(term, own, scale, loss=None):
+    r""":math:`V` with ``term[i] == scale * dV/d own_i`` for the player's own variables, or None.
+
+    The other player's variables are constants here. Order 0 is matched to the player's
+    loss by structure; otherwise the block must have a symmetric Jacobian in ``own`` and
+    :math:`V` is found variable by variable (:func:`symflow._core._gradient.expr_potential`,
+    checked by differentiating back).
+    """
+    comps = [sp.sympify(c) / scale for c in term]
+    if all(c == 0 for c in comps):
+        return sp.S.Zero
+    if loss is not None and all(is_zero_expr(c - sp.diff(loss, p)) for c, p in zip(comps, own)):
+        return loss
+    if not expr_is_gradient(comps, own):
+        return None
+    return expr_potential([-c for c in comps], own)
+
+
+def _pair_objectives(optimizer, order, losses, params):
+    """Each player's modified loss of the general-sum game ``losses = (L1, L2)``."""
+    if params is None:
+        raise SymflowError("losses=(L1, L2) needs params=[*phi, *theta] (min-first player's "
+                           "symbols first)")
+    me = modified_equation(optimizer, tuple(losses), params, order)
+    n, r = optimizer.n_first, optimizer.lr_ratio
+    params = me.params
+    phi, theta = params[:n], params[n:]
+    l1, l2 = (v.check_loss(loss, params, me.hyper) for loss in losses)
+    first = [_own_potential(t[:n], phi, -1, l1 if k == 0 else None)
+             for k, t in enumerate(me.terms)]
+    second = [_own_potential(t[n:], theta, -r, l2 if k == 0 else None)
+              for k, t in enumerate(me.terms)]
+    out = GameObjectives(optimizer, order, None, tuple(phi), tuple(theta), tuple(first),
+                         tuple(second), me, (l1, l2))
+    out.zero_sum
+    return out
+
+
+def modified_objectives(optimizer, order=1, n_second=None, losses=None,
+                        params=None) -> GameObjectives:
     r"""Each player's modified objective under GDA, derived with the engine for a generic E.
 
     Parameters
@@ -277,7 +360,16 @@ def modified_objectives(optimizer, order=1, n_second=None) -> GameObjectives:
     n_second : int
         Number of max-player parameters when the optimizer was built with ``n_first``
         (default 1; ignored with ``players``).
+    losses, params : (sympy.Expr, sympy.Expr), sequence of Symbol
+        A general-sum game instead: player 1 (:math:`\phi`, the first ``n_first`` of
+        ``params``) descends :math:`L_1` with step :math:`h`, player 2 descends :math:`L_2`
+        with step :math:`rh`. Then ``first[k]``/``second[k]`` are each player's own modified
+        loss, :math:`\dot\phi = -\nabla_\phi\tilde L_1` and :math:`\dot\theta =
+        -r\nabla_\theta\tilde L_2` (``None`` where the player's block is not a gradient in
+        its own variables). The zero-sum game is ``losses=(E, -E)``.
 
+    Examples
+    --------
     Example (Rosca et al. 2021, zero-sum, simultaneous, :math:`r = 2`)::
 
         >>> import sympy as sp, symflow as sf
@@ -287,7 +379,21 @@ def modified_objectives(optimizer, order=1, n_second=None) -> GameObjectives:
         0
         >>> obj.zero_sum
         True
+
+    A general-sum game (Rosca et al. 2021, Sec. 3): simultaneous GDA on
+    :math:`L_1 = \phi^2\theta`, :math:`L_2 = \theta^2/2 + \phi\theta`::
+
+        >>> p, q = sp.symbols("p q")
+        >>> g = sf.modified_objectives(sf.SimultaneousGDA(n_first=1), 1,
+        ...                            losses=(p**2 * q, q**2 / 2 + p * q), params=[p, q])
+        >>> sp.expand(g.first[1]), sp.expand(g.second[1])  # phi' = -d/dp L~1, theta' = -d/dq L~2
+        (p**3/3 + p**2*q**2 + p**2*q/2, p*q**2/2 + p*q/2 + q**2/4)
     """
+    if losses is not None:
+        if not isinstance(optimizer, AbstractGDA):
+            raise SymflowError(f"got optimizer={optimizer!r}; a game needs sf.SimultaneousGDA "
+                               "or sf.AlternatingGDA")
+        return _pair_objectives(optimizer, check_order(order), losses, params)
     if not isinstance(optimizer, AbstractGDA):
         raise SymflowError(
             f"got optimizer={optimizer!r}; a two-player game needs a game optimizer that "

@@ -43,8 +43,10 @@ from __future__ import annotations
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._display import shorten
 from .._core._latex import LatexDisplay, aligned
 from .._core._progress import progress_bar
+from .._core._guard import check_symbolic
 from .._core._validate import check_order
 from ..optimizers._base import check_optimizer
 from . import _rooted as tr
@@ -167,6 +169,7 @@ class TreeSeries(LatexDisplay):
         With ``at`` (one value per parameter) the terms are evaluated at that point;
         ``blocks`` lists each player's parameter indices.
         """
+        check_symbolic(loss=loss, params=params, at=at, blocks=blocks)
         params = tuple(params)
         G = tr.ConcreteDifferentials(loss, params, at, blocks)
         theta = sp.Matrix(params if at is None else list(at))
@@ -313,7 +316,7 @@ class CoordinateFreeEquation(LatexDisplay):
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<CoordinateFreeEquation {self.optimizer!r} order={self.order}>"
+        return "\n".join(shorten(line, 400) for line in str(self).splitlines())
 
 
 # -- the derivation ------------------------------------------------------------------------------
@@ -417,6 +420,8 @@ def coordinate_free_equation(optimizer, order, progress=None) -> CoordinateFreeE
         Progress bars: None (default) once the work has run for a second, True from the
         start, False never.
 
+    Notes
+    -----
     Raises :class:`SymflowError` for optimizers that act coordinate-wise (RMSprop, Adam)
     or mix coordinates: they have no coordinate-free form.
 

@@ -49,6 +49,8 @@ import functools
 
 import sympy as sp
 
+from .._core._guard import check_symbolic, to_sympy
+
 #: The one-node tree :math:`\bullet` (its elementary differential is :math:`g`).
 LEAF: tuple = (0,)
 
@@ -191,9 +193,11 @@ class ConcreteDifferentials:
     """
 
     def __init__(self, loss, params, point=None, blocks=None):
-        self.loss = sp.sympify(loss)
+        check_symbolic(loss=loss, params=params, point=point)
+        self.loss = to_sympy(loss, "loss")
         self.params = tuple(params)
-        self.point = None if point is None else dict(zip(self.params, point))
+        self.point = None if point is None else {p: to_sympy(c, "at")
+                                                 for p, c in zip(self.params, point)}
         dim = len(self.params)
         self.blocks = [list(range(dim))] if blocks is None else [list(b) for b in blocks]
         self._values: dict = {}

@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from ._base import AbstractMemoryOptimizer, check_nonnegative, check_positive, check_unit_interval
+from ._base import AbstractMemoryOptimizer, check_adaptive_eps, check_unit_interval
 
 
 class Adam(AbstractMemoryOptimizer):
@@ -22,6 +22,10 @@ class Adam(AbstractMemoryOptimizer):
     as two extra memory components so that the map stays autonomous. They decay to zero,
     so the bias correction changes the transient only, not the reduced flow.
     ``sf.Adam(b1, b2, eps, eps_root=r)`` is ``optax.adam(h, b1, b2, eps, eps_root=r)``.
+
+    ``eps=0`` with ``eps_root > 0`` is the eps-free regime (``optax.adam(h, b1, b2, eps=0,
+    eps_root=r)``); ``eps = eps_root = 0`` is refused (sign descent: no expansion in
+    :math:`h` where a gradient component vanishes).
 
     For fixed betas the leading flow is :math:`\dot\theta_i = -g_i/(|g_i| + \epsilon)`
     (for :math:`\epsilon_{\text{root}} = 0`), sign descent smoothed by :math:`\epsilon`; the
@@ -47,8 +51,7 @@ class Adam(AbstractMemoryOptimizer):
     def __init__(self, beta1, beta2, eps, bias_correction: bool = True, eps_root=0):
         self.beta1 = check_unit_interval(beta1, "beta1")
         self.beta2 = check_unit_interval(beta2, "beta2")
-        self.eps = check_positive(eps, "eps")
-        self.eps_root = check_nonnegative(eps_root, "eps_root")
+        self.eps, self.eps_root = check_adaptive_eps(eps, eps_root, "Adam")
         self.bias_correction = bool(bias_correction)
 
     def hyperparameters(self) -> dict:

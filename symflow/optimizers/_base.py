@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import check_symbolic, to_sympy
 from .._core._symbols import h
 from .._core._validate import rationalize
 
 GradOracle = Callable[[sp.MatrixBase], sp.MatrixBase]
+
+
+def _guarded(method):
+    """``method(self, theta, [memory,] grad, h)`` with its symbolic arguments checked first."""
+    @functools.wraps(method)
+    def wrapper(self, theta, *args, **kwargs):
+        check_symbolic(theta=theta, **{f"argument {i + 2}": a for i, a in enumerate(args)},
+                       **kwargs)
+        return method(self, theta, *args, **kwargs)
+
+    wrapper._guarded = True
+    return wrapper
 
 
 class AbstractOptimizer(abc.ABC):
@@ -27,6 +41,13 @@ class AbstractOptimizer(abc.ABC):
 
     #: Short name used in printed output and by the command-line interface.
     name: str = "optimizer"
+
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's one-step methods check their symbolic arguments (no strings)."""
+        super().__init_subclass__(**kwargs)
+        for method in ("step", "step_memory", "initial_memory"):
+            if method in cls.__dict__ and not getattr(cls.__dict__[method], "_guarded", False):
+                setattr(cls, method, _guarded(cls.__dict__[method]))
 
     #: :meth:`linear_limits` as formulas in the hyperparameters' names, for messages.
     limits_text = (None, None)
@@ -188,8 +209,12 @@ def hyper_value(value, name: str, requirement: str = "a finite real number"):
     if isinstance(value, (str, bool)) or value is None:
         raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
                            "expression (strings are not parsed here: use sf.parse_expression)")
+    check_symbolic(**{name: value})
+    if isinstance(value, (dict, list, tuple, set)):
+        raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
+                           "expression")
     try:
-        value = rationalize(sp.sympify(value, strict=True))
+        value = to_sympy(value, name)
     except (sp.SympifyError, TypeError) as err:
         raise SymflowError(f"got {name}={value!r}; {name} must be a number or a SymPy "
                            "expression") from err
@@ -222,6 +247,29 @@ def check_nonnegative(value, name: str):
                          "a non-negative number (or a SymPy symbol)")
 
 
+def check_adaptive_eps(eps, eps_root, name: str):
+    r"""Validate :math:`\epsilon \ge 0` and :math:`\epsilon_{\text{root}} \ge 0` of an adaptive method.
+
+    :math:`\epsilon = 0` is the eps-free regime (Cattaneo, Klusowski & Shigida, *On the
+    implicit bias of Adam*, ICML 2024): allowed when :math:`\epsilon_{\text{root}} > 0`
+    keeps the root :math:`\sqrt{v + \epsilon_{\text{root}}}` away from zero. With both
+    zero the step :math:`g/\sqrt{g^2} = \operatorname{sign}(g)` is not smooth at a zero
+    gradient component and has no expansion in :math:`h` there: refused.
+
+    >>> check_adaptive_eps(0, sp.Rational(1, 10**6), "Adam")
+    (0, 1/1000000)
+    """
+    eps = check_nonnegative(eps, "eps")
+    eps_root = check_nonnegative(eps_root, "eps_root")
+    if eps == 0 and eps_root == 0:
+        raise SymflowError(
+            f"got eps={eps} and eps_root={eps_root} for {name}: with no epsilon the step "
+            "g/sqrt(g^2) = sign(g) is singular where a gradient component vanishes, so it has "
+            "no expansion in h there. Give eps_root > 0 (epsilon inside the root, "
+            "sqrt(v + eps_root): the eps-free regime) or eps > 0")
+    return eps, eps_root
+
+
 def check_optimizer(optimizer) -> AbstractOptimizer:
     """``optimizer`` if it is an optimizer instance; a clear error for a class or anything else."""
     if isinstance(optimizer, type) and issubclass(optimizer, AbstractOptimizer):
@@ -234,3 +282,4 @@ def check_optimizer(optimizer) -> AbstractOptimizer:
             "sf.Custom(update=lambda theta, grad, h: ...)"
         )
     return optimizer
+

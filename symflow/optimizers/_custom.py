@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import check_symbolic
 from .._core._validate import check_symbols
 from ._base import AbstractOptimizer
 
@@ -46,6 +47,7 @@ class Custom(AbstractOptimizer):
     """
 
     def __init__(self, update, hyper=(), name: str = "custom", memory0=None):
+        check_symbolic(memory0=memory0)
         if memory0 is not None and not callable(memory0) and not isinstance(
                 memory0, (list, tuple, sp.MatrixBase)):
             raise SymflowError(f"got memory0={memory0!r}; give a list of initial memory values "
@@ -68,6 +70,7 @@ class Custom(AbstractOptimizer):
         if self.memory0 is None:
             return sp.zeros(0, 1)
         value = self.memory0(theta) if callable(self.memory0) else self.memory0
+        check_symbolic(memory0=value)
         return sp.Matrix(list(value) if not isinstance(value, sp.MatrixBase) else value)
 
     def memory_size(self, dim: int) -> int:
@@ -90,6 +93,7 @@ class Custom(AbstractOptimizer):
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise SymflowError("a rule with memory must return the pair (theta_next, "
                                f"memory_next); got {type(out).__name__}")
+        check_symbolic(**{"the rule's (theta_next, memory_next)": out})
         nxt, mem = (sp.Matrix(o) if isinstance(o, (list, tuple)) else o for o in out)
         if not isinstance(nxt, sp.MatrixBase) or nxt.shape != theta.shape:
             raise SymflowError(f"theta_next has shape {getattr(nxt, 'shape', None)}; "
@@ -112,6 +116,7 @@ class Custom(AbstractOptimizer):
                 "update(theta, grad, h) with theta a SymPy column Matrix, grad(point) "
                 "returning a column Matrix and h a SymPy symbol"
             ) from err
+        check_symbolic(**{"the rule's theta_next": out})
         if isinstance(out, (list, tuple)):
             out = sp.Matrix(out)
         if not isinstance(out, sp.MatrixBase) or out.shape != theta.shape:

@@ -13,6 +13,12 @@ update applies opposite signs to the two blocks, so :func:`symflow.modified_equa
 exact flow of the game is :math:`\dot z = -S\,\nabla E(z)` with
 :math:`S = \mathrm{diag}(1,\dots,1,-r,\dots,-r)` (:meth:`AbstractGDA.scaling`).
 
+*General-sum games.* Two players with their own losses :math:`L_1(\phi,\theta)` and
+:math:`L_2(\phi,\theta)`, each descending its own: pass ``loss=(L1, L2)``. The oracle then
+returns :math:`(\nabla_\phi L_1, -\nabla_\theta L_2)` (:meth:`AbstractGDA.pair_field`),
+so the same update rules give :math:`\phi - h\nabla_\phi L_1` and
+:math:`\theta - rh\nabla_\theta L_2`; the zero-sum game is :math:`(L_1, L_2) = (E, -E)`.
+
 References: Mescheder, Geiger & Nowozin, *Which training methods for GANs do actually
 converge?*, ICML 2018; Rosca, Wu, Dherin & Barrett, *Discretization drift in two-player
 games*, ICML 2021.
@@ -111,6 +117,34 @@ class AbstractGDA(AbstractOptimizer):
                     f"{list(self.players[0])} (min) and {list(self.players[1])} (max); pass "
                     f"params={expected}")
         return z[:n, :], z[n:, :]
+
+    def pair_field(self, losses, params) -> sp.Matrix:
+        r"""The field :math:`F = (-\nabla_\phi L_1,\ \nabla_\theta L_2)` of a general-sum game.
+
+        With it the oracle returns :math:`-F`, and the update rules (which scale the max
+        player's block by :math:`-r`) step :math:`\phi - h\nabla_\phi L_1` and
+        :math:`\theta - rh\nabla_\theta L_2`: each player descends its own loss. The exact
+        flow is :math:`\dot\phi = f`, :math:`\dot\theta = r g` with
+        :math:`f = -\nabla_\phi L_1`, :math:`g = -\nabla_\theta L_2`.
+
+        >>> import sympy as sp
+        >>> p, q = sp.symbols("phi theta")
+        >>> SimultaneousGDA(n_first=1).pair_field((p * q, -p * q), [p, q]).T  # zero-sum E = pq
+        Matrix([[-theta, -phi]])
+        """
+        if isinstance(losses, str) or not hasattr(losses, "__len__") or len(losses) != 2:
+            raise SymflowError(
+                f"got loss={losses!r}; a general-sum game takes loss=(L1, L2), the min-first "
+                "player's loss and the second player's, each a SymPy expression")
+        for k, loss in enumerate(losses, 1):
+            if isinstance(loss, str) or not isinstance(loss, (sp.Expr, numbers.Number)):
+                raise SymflowError(
+                    f"got L{k}={loss!r} ({type(loss).__name__}); each loss of loss=(L1, L2) "
+                    "must be a SymPy expression (parse strings with sf.parse_expression)")
+        z = sp.Matrix(params)
+        phi, theta = self.split(z)
+        l1, l2 = (sp.sympify(loss) for loss in losses)
+        return sp.Matrix([-sp.diff(l1, p) for p in phi] + [sp.diff(l2, q) for q in theta])
 
     def scaling(self, dim: int) -> sp.Matrix:
         r""":math:`S = \mathrm{diag}(1,\dots,1,-r,\dots,-r)`: the game's flow is :math:`\dot z = -S\nabla E`."""

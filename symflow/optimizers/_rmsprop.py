@@ -2,7 +2,12 @@
 
 import sympy as sp
 
-from ._base import AbstractMemoryOptimizer, check_nonnegative, check_positive, check_unit_interval
+from ._base import (
+    AbstractMemoryOptimizer,
+    check_adaptive_eps,
+    check_nonnegative,
+    check_unit_interval,
+)
 
 
 class RMSprop(AbstractMemoryOptimizer):
@@ -19,6 +24,10 @@ class RMSprop(AbstractMemoryOptimizer):
     :math:`\hat v_{n+1} = v_{n+1}/(1-\rho^{n+1})`, else :math:`\hat v = v`;
     :math:`v_0` = ``initial_scale``. ``sf.RMSprop(rho, eps, eps_in_sqrt=True)`` is
     ``optax.rmsprop(h, decay=rho, eps=eps)``; every option has optax's name and meaning.
+    ``eps_root`` (as in optax's ``adam``) is added inside the root, :math:`\sqrt{\hat
+    v_{n+1} + \epsilon_{\text{root}}}`: ``sf.RMSprop(rho, eps=0, eps_root=r)`` is the
+    eps-free regime, ``optax.rmsprop(h, decay=rho, eps=r)``. ``eps = eps_root = 0`` is refused
+    (the step is singular where a gradient component vanishes).
 
     For fixed :math:`\rho` the memory relaxes to :math:`v = (\nabla L)^2 + O(h)` and the
     leading flow is :math:`\dot\theta = -\nabla L / (|\nabla L| + \epsilon)` (or
@@ -39,20 +48,22 @@ class RMSprop(AbstractMemoryOptimizer):
     limits_text = ("2", "min(1, 1 - rho)")
 
     def __init__(self, rho, eps, eps_in_sqrt: bool = False, bias_correction: bool = False,
-                 initial_scale=0):
+                 initial_scale=0, eps_root=0):
         self.rho = check_unit_interval(rho, "rho")
-        self.eps = check_positive(eps, "eps")
         self.eps_in_sqrt = bool(eps_in_sqrt)
+        # eps in the root is a root term too: sqrt(v + eps) needs eps > 0 or eps_root > 0
+        self.eps, self.eps_root = check_adaptive_eps(eps, eps_root, "RMSprop")
         self.bias_correction = bool(bias_correction)
         self.initial_scale = check_nonnegative(initial_scale, "initial_scale")
 
     def hyperparameters(self) -> dict:
-        return {"rho": self.rho, "eps": self.eps}
+        out = {"rho": self.rho, "eps": self.eps}
+        return {**out, "eps_root": self.eps_root} if self.eps_root != 0 else out
 
     @property
     def smooth_at_zero_gradient(self) -> bool:
-        """Only with :math:`\\epsilon` inside the root (see the base class)."""
-        return self.eps_in_sqrt
+        """Only with a term inside the root (see the base class)."""
+        return self.eps_in_sqrt or self.eps_root != 0
 
     def _key(self):
         return super()._key() + (self.eps_in_sqrt, self.bias_correction, self.initial_scale)
@@ -65,7 +76,7 @@ class RMSprop(AbstractMemoryOptimizer):
         return sp.Integer(2), sp.Min(1, 1 - self.rho)
 
     def preconditioner(self, grad):
-        return [_root(g * g, self.eps, self.eps_in_sqrt) for g in grad]
+        return [_root(g * g + self.eps_root, self.eps, self.eps_in_sqrt) for g in grad]
 
     def memory_size(self, dim: int) -> int:
         return dim + (1 if self.bias_correction else 0)
@@ -87,7 +98,7 @@ class RMSprop(AbstractMemoryOptimizer):
             power = self.rho * memory[d]
             scale = 1 / (1 - power)
             out.append(power)
-        step = sp.Matrix([gi / _root(scale * vi, self.eps, self.eps_in_sqrt)
+        step = sp.Matrix([gi / _root(scale * vi + self.eps_root, self.eps, self.eps_in_sqrt)
                           for gi, vi in zip(g, v)])
         return theta - h * step, sp.Matrix(out)
 
@@ -95,6 +106,7 @@ class RMSprop(AbstractMemoryOptimizer):
         flags = ", eps_in_sqrt=True" if self.eps_in_sqrt else ""
         flags += ", bias_correction=True" if self.bias_correction else ""
         flags += f", initial_scale={self.initial_scale}" if self.initial_scale else ""
+        flags += f", eps_root={self.eps_root}" if self.eps_root != 0 else ""
         return f"RMSprop(rho={self.rho}, eps={self.eps}{flags})"
 
 

@@ -7,6 +7,7 @@ import numbers
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import to_sympy
 from ._base import AbstractOptimizer
 
 
@@ -73,8 +74,8 @@ class SGD(AbstractOptimizer):
 
     def noise_scale(self, n_samples):
         r"""The factor :math:`c_{N,B}` of the minibatch-noise covariance for ``N = n_samples``."""
-        b = sp.sympify(self.batch_size)
-        n = sp.sympify(n_samples)
+        b = to_sympy(self.batch_size, "batch_size")
+        n = to_sympy(n_samples, "n_samples")
         if self.replacement:
             return 1 / b
         if n.is_number and b.is_number:

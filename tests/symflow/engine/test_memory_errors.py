@@ -30,12 +30,20 @@ def test_decay_outside_unit_interval(make, name, bad):
     lambda e: sf.RMSprop(rho=0.9, eps=e),
     lambda e: sf.RMSprop(rho=0.9, eps=e, eps_in_sqrt=True),
     lambda e: sf.Adam(beta1=0.9, beta2=0.999, eps=e),
-    lambda e: sf.AdaGrad(eps=e),
 ])
-@pytest.mark.parametrize("bad", [0, -1e-8])
-def test_eps_must_be_positive(make, bad):
-    with pytest.raises(sf.SymflowError, match="got eps=.*eps must be a positive number"):
+@pytest.mark.parametrize("bad, match", [
+    (0, "got eps=0 and eps_root=0.*eps_root > 0"),   # eps-free needs a root term (issue 19)
+    (-1e-8, "got eps=.*eps must be a non-negative number"),
+])
+def test_eps_must_be_nonnegative_with_a_root_term(make, bad, match):
+    with pytest.raises(sf.SymflowError, match=match):
         make(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1e-8])
+def test_adagrad_eps_must_be_positive(bad):
+    with pytest.raises(sf.SymflowError, match="got eps=.*eps must be a positive number"):
+        sf.AdaGrad(eps=bad)
 
 
 @pytest.mark.parametrize("build, name", [
@@ -133,7 +141,7 @@ def test_cli_derives_a_memory_optimizer(capsys):
 
 @pytest.mark.parametrize("opt_args, message", [
     ("beta1=2,beta2=0.999,eps=1e-8", "beta1 must be in [0, 1)"),
-    ("beta1=0.9,beta2=0.999,eps=0", "eps must be a positive number"),
+    ("beta1=0.9,beta2=0.999,eps=0", "eps=0 and eps_root=0"),
     ("beta1=0.9", "beta2"),
 ])
 def test_cli_bad_hyperparameters(capsys, opt_args, message):

@@ -95,13 +95,17 @@ GRADIENT_ME = sf.modified_equation(sf.GD(), (x * y - 1) ** 2 / 2, [x, y], order=
 NON_GRADIENT_ME = sf.modified_equation(sf.GD(), (x * y - 1) ** 2 / 2, [x, y], order=2)
 
 
-def test_latex_of_gradient_case_shows_equation_and_modified_loss():
-    text = GRADIENT_ME.latex()
+def test_latex_of_gradient_case_shows_equation_and_modified_loss_once_computed():
+    me = sf.modified_equation(sf.GD(), (x * y - 1) ** 2 / 2, [x, y], order=1)
+    text = me.latex()
     assert "\\frac{dx}{dt}" in text and "\\frac{dy}{dt}" in text
-    assert "\\tilde{L}" in text
+    assert "\\tilde{L}" not in text and "call .modified_loss" in text  # printing computes nothing
+    me.modified_loss
+    assert "\\tilde{L}" in me.latex() and "call .modified_loss" not in me.latex()
 
 
 def test_latex_of_non_gradient_case_has_no_modified_loss():
+    NON_GRADIENT_ME.is_gradient
     text = NON_GRADIENT_ME.latex()
     assert "\\frac{dx}{dt}" in text
     assert "\\tilde{L}" not in text
@@ -113,8 +117,11 @@ def test_repr_latex_is_math_mode():
 
 
 def test_str_mentions_order_and_gradient_status():
-    assert "order" in str(GRADIENT_ME)
-    assert "modified loss" in str(GRADIENT_ME)
+    me = sf.modified_equation(sf.GD(), (x * y - 1) ** 2 / 2, [x, y], order=1)
+    assert "order" in str(me) and "(modified loss: call .modified_loss)" in str(me)
+    me.modified_loss
+    assert "modified loss: " in str(me) and "gradient field at every kept order" in str(me)
+    NON_GRADIENT_ME.is_gradient
     assert "not a gradient field" in str(NON_GRADIENT_ME)
 
 
