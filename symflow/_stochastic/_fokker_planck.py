@@ -34,6 +34,7 @@ from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr
 from .._core._latex import LatexDisplay
 from .._engine._result import ModifiedEquation
+from ._kinetic import kinetic_density
 from ._sde import SDE, _sign
 
 #: Time in the Fokker–Planck and continuity equations (:math:`t = nh` for optimizers).
@@ -75,6 +76,8 @@ class StationaryDensity(LatexDisplay):
 
     def __init__(self, params, potential, kind, temperature=None, closed_form=True,
                  log_gradient=None):
+        v.check_symbolic(params=params, potential=potential, temperature=temperature,
+                         log_gradient=log_gradient)
         self.params = tuple(params)
         self.potential = potential
         self.kind = kind
@@ -115,6 +118,7 @@ class StationaryDensity(LatexDisplay):
 
     def normalization_value(self, values=None) -> float:
         """:math:`Z` as a number for numeric constants (quadrature when not closed form)."""
+        v.check_symbolic(values=values)
         self._require_closed_form()
         subs = v.resolve_values(values or {}, sp.Matrix([self.unnormalized]))
         key = tuple(sorted((str(k), float(val)) for k, val in subs.items()))
@@ -132,6 +136,7 @@ class StationaryDensity(LatexDisplay):
 
     def __call__(self, point, values=None) -> float:
         """The density at a numeric point (``values``: numbers for the constants)."""
+        v.check_symbolic(point=point, values=values)
         self._require_closed_form()
         subs = v.resolve_values(values or {}, sp.Matrix([self.unnormalized]))
         subs = {k: sp.nsimplify(val) for k, val in subs.items()}
@@ -161,6 +166,8 @@ class FokkerPlanck(LatexDisplay):
     equation : sympy.Eq
         :math:`\partial_t p = -\nabla\cdot(bp) + \tfrac12\sum_{ij}\partial_i\partial_j(D_{ij}p)`.
 
+    Notes
+    -----
     Use :meth:`operator`, :meth:`current`, :meth:`stationary_density`,
     :meth:`free_energy`, :meth:`wasserstein_residual`.
     """
@@ -175,7 +182,7 @@ class FokkerPlanck(LatexDisplay):
     # -- the PDE -------------------------------------------------------------------------
     def operator(self, p):
         r"""The right-hand side :math:`-\nabla\cdot(bp) + \tfrac12\sum_{ij}\partial_i\partial_j(D_{ij}p)`."""
-        p = sp.sympify(p)
+        p = v.to_sympy(p, "p")
         params, d, D = self.params, len(self.params), self.diffusion_matrix
         out = -_div([b * p for b in self.drift], params)
         for i in range(d):
@@ -186,7 +193,7 @@ class FokkerPlanck(LatexDisplay):
 
     def current(self, p) -> sp.Matrix:
         r"""The probability current :math:`J_i = b_i p - \tfrac12\sum_j\partial_j(D_{ij}p)`."""
-        p = sp.sympify(p)
+        p = v.to_sympy(p, "p")
         D = self.diffusion_matrix
         return sp.Matrix([b * p - _div(D.row(i) * p, self.params) / 2
                           for i, b in enumerate(self.drift)])
@@ -217,11 +224,18 @@ class FokkerPlanck(LatexDisplay):
                 "point masses or invariant measures of the ODE, with no density to give")
         det = sp.simplify(D.det())
         if is_zero_expr(det):
+            kinetic = kinetic_density(self)
+            if kinetic is not None:  # underdamped Langevin: Gibbs in L + |u|^2/2
+                return self._normalizable(StationaryDensity(params, kinetic[0], "kinetic",
+                                                            temperature=kinetic[1]))
             raise SymflowError(
                 f"the diffusion matrix D = sigma sigma^T = {D.tolist()} is singular (rank "
                 f"{D.rank()} < {d}): the noise does not reach every direction, so there is no "
                 "stationary density of potential form; solve the Fokker–Planck equation "
-                "numerically (solvers.solve_fokker_planck) or add noise in every direction")
+                "numerically (solvers.solve_fokker_planck) or add noise in every direction. "
+                "(A whole-state momentum SDE, d theta = u ds, du = -(gamma u + grad L) ds + "
+                "noise, has the Gibbs density exp(-(L + |u|^2/2)/T)/Z only when the velocity "
+                "noise is constant and isotropic, D_uu = 2 gamma T I; this one is not)")
         c = self.sde.isotropic_variance
         if c is not None:
             temperature = c / 2
@@ -299,8 +313,7 @@ class FokkerPlanck(LatexDisplay):
         r""":math:`\mathcal{FP}[p] - \nabla\cdot(p\,\nabla\,\delta F/\delta p)` (zero for every
         density ``p``; by default a generic function :math:`p(\theta)`)."""
         fe = self.free_energy()
-        if p is None:
-            p = sp.Function("p")(*self.params)
+        p = sp.Function("p")(*self.params) if p is None else v.to_sympy(p, "p")
         return sp.simplify(sp.expand(self.operator(p) - fe.wasserstein_flow(p)))
 
     # -- display -------------------------------------------------------------------------
@@ -365,21 +378,25 @@ class FreeEnergy(LatexDisplay):
     """
 
     def __init__(self, loss, params, temperature):
+        v.check_symbolic(loss=loss, params=params, temperature=temperature)
         self.params = v.check_params(params)
-        self.loss = sp.sympify(loss)
-        self.temperature = sp.sympify(temperature)
+        self.loss = v.to_sympy(loss, "loss")
+        self.temperature = v.to_sympy(temperature, "temperature")
 
     def functional(self, p):
         """:math:`F[p]` as an (unevaluated) integral over :math:`\\mathbb R^d`."""
+        p = v.to_sympy(p, "p")
         limits = [(q, -sp.oo, sp.oo) for q in self.params]
         return sp.Integral(self.loss * p + self.temperature * p * sp.log(p), *limits)
 
     def first_variation(self, p):
         r""":math:`\delta F/\delta p = L + T(\log p + 1)`."""
+        p = v.to_sympy(p, "p")
         return self.loss + self.temperature * (sp.log(p) + 1)
 
     def wasserstein_flow(self, p):
         r""":math:`\nabla\cdot(p\,\nabla\,\delta F/\delta p)`, the Wasserstein gradient flow of F."""
+        p = v.to_sympy(p, "p")
         var = self.first_variation(p)
         return _div([p * sp.diff(var, q) for q in self.params], self.params)
 
@@ -430,6 +447,8 @@ def continuity_equation(flow, params=None) -> FokkerPlanck:
         >>> continuity_equation(me).operator(sp.Integer(1))
         h/2 + 1
     """
+    v.check_symbolic(flow=flow if not isinstance(flow, (ModifiedEquation, SDE)) else None,
+                     params=params)
     if isinstance(flow, ModifiedEquation):
         field, params = flow.field, flow.params
     elif isinstance(flow, SDE):

@@ -40,6 +40,7 @@ from .._core import _validate as v
 from .._core._errors import SymflowError
 from .._core._latex import LatexDisplay
 from .._core._symbols import h
+from ..optimizers import GD, SGD, AbstractOptimizer
 from ._sde import SDE
 from ._sme import sme
 
@@ -134,7 +135,7 @@ class MomentSystem(LatexDisplay):
 
 
 def _coefficients(expr, basis, params, degree):
-    expr = sp.expand(sp.sympify(expr))
+    expr = sp.expand(v.to_sympy(expr, "phi"))
     if not expr.is_polynomial(*params):
         raise SymflowError(f"got phi={expr}; it must be a polynomial of degree <= {degree} in "
                            f"{list(params)}")
@@ -214,6 +215,11 @@ def sgd_moments(optimizer, losses=None, params=None, dataset=None, noise=None,
         >>> sp.factor(K.stationary_moments()[w**2])   # exact: h/(2 - h)
         -h/(h - 2)
     """
+    if isinstance(optimizer, AbstractOptimizer) and not isinstance(optimizer, (SGD, GD)):
+        raise SymflowError(
+            f"got {optimizer.label}; the exact one-step transition operator is formed for SGD "
+            "(or GD with a noise model), whose step is linear in the minibatch gradient. For "
+            "other rules use sf.sme(...) and sde_moments, or Monte Carlo")
     degree = _check_degree(degree)
     if degree > 2:
         raise SymflowError(

@@ -23,23 +23,17 @@ import numbers
 import sympy as sp
 
 from .._core import _validate as v
+from .._core._display import shorten
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr
 from .._core._latex import LatexDisplay
+from .._core._readable import readable
+from .._core._symbols import h
 
 
 def refuse_strings(value, what: str) -> None:
-    """Raise on strings anywhere in ``value``: SymPy would ``eval`` them."""
-    if _has_string(value):
-        raise SymflowError(
-            f"got {what}={value!r}, which holds text; pass SymPy expressions, or parse the "
-            "text safely first with sf.parse_expression(text, {'x': x, ...})")
-
-
-def _has_string(value) -> bool:
-    if isinstance(value, str):
-        return True
-    return isinstance(value, (list, tuple)) and any(_has_string(e) for e in value)
+    """Raise on strings anywhere in ``value``: SymPy would ``eval`` them (the guard)."""
+    v.check_symbolic(**{what: value})
 
 
 def _as_column(drift, what="drift") -> sp.Matrix:
@@ -57,7 +51,7 @@ def _as_column(drift, what="drift") -> sp.Matrix:
         else:
             raise SymflowError(f"got a {drift.shape[0]}x{drift.shape[1]} {what}; it must be "
                                "a column (d x 1)")
-    return sp.Matrix(drift).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
+    return sp.Matrix(drift).applyfunc(lambda e: v.to_sympy(e, what))
 
 
 def _as_matrix(mat, what: str) -> sp.Matrix:
@@ -66,7 +60,7 @@ def _as_matrix(mat, what: str) -> sp.Matrix:
         mat = sp.Matrix(mat)
     if not isinstance(mat, sp.MatrixBase):
         raise SymflowError(f"got {what}={v._describe(mat)}; give a SymPy Matrix")
-    return sp.Matrix(mat).applyfunc(lambda e: v.rationalize(sp.sympify(e)))
+    return sp.Matrix(mat).applyfunc(lambda e: v.to_sympy(e, what))
 
 
 def _sign(expr):
@@ -204,6 +198,8 @@ class SDE(LatexDisplay):
         A :math:`V` with :math:`b = -\nabla V`, when known (checked); the Fokker–Planck
         stationary density uses it instead of integrating the drift.
 
+    Notes
+    -----
     Other symbols (the learning rate ``sf.h``, hyperparameters) are constants; they are
     listed in :attr:`constants`.
 
@@ -220,6 +216,8 @@ class SDE(LatexDisplay):
 
     def __init__(self, drift, diffusion=None, params=None, covariance=None, name: str = "SDE",
                  potential=None):
+        v.check_symbolic(drift=drift, diffusion=diffusion, params=params,
+                         covariance=covariance, potential=potential)
         if params is None:
             raise SymflowError("give params=[...], the state symbols of the SDE")
         self.params = v.check_params(params)
@@ -242,7 +240,7 @@ class SDE(LatexDisplay):
         else:
             if isinstance(diffusion, (sp.Expr, numbers.Number)) and not isinstance(
                     diffusion, sp.MatrixBase):
-                sigma = sp.eye(d) * v.rationalize(sp.sympify(diffusion))
+                sigma = sp.eye(d) * v.to_sympy(diffusion, "diffusion")
             else:
                 sigma = _as_matrix(diffusion, "diffusion")
             if sigma.shape[0] != d:
@@ -265,7 +263,7 @@ class SDE(LatexDisplay):
         self.potential = None
         if potential is not None:
             refuse_strings(potential, "potential")
-            pot = v.rationalize(sp.sympify(potential))
+            pot = v.to_sympy(potential, "potential")
             if not all(is_zero_expr(b + sp.diff(pot, p)) for b, p in zip(self.drift,
                                                                           self.params)):
                 raise SymflowError(f"got potential={pot}, but the drift is not -grad of it")
@@ -324,7 +322,7 @@ class SDE(LatexDisplay):
     # -- calculus ----------------------------------------------------------------------
     def generator(self, phi):
         r""":math:`\mathcal L\varphi = b\cdot\nabla\varphi + \tfrac12\sum_{ij}D_{ij}\partial_i\partial_j\varphi`."""
-        phi = sp.sympify(phi)
+        phi = v.to_sympy(phi, "phi")
         grad = [sp.diff(phi, p) for p in self.params]
         out = sum((self.drift[i] * grad[i] for i in range(self.dim)), sp.S.Zero)
         for i, pi in enumerate(self.params):
@@ -347,9 +345,10 @@ class SDE(LatexDisplay):
 
     def subs(self, values) -> "SDE":
         """The same SDE with constants replaced (``{symbol or name: value}``)."""
+        v.check_symbolic(values=values)
         mapping = v.resolve_values(values, sp.Matrix.hstack(self.drift, self.diffusion,
                                                             self.covariance))
-        mapping = {k: v.rationalize(sp.sympify(val)) for k, val in mapping.items()}
+        mapping = {k: v.to_sympy(val, f"values[{k}]") for k, val in mapping.items()}
         new = SDE.__new__(SDE)
         new.params, new.name = self.params, self.name
         new.potential = (None if self.potential is None
@@ -363,22 +362,57 @@ class SDE(LatexDisplay):
     def latex(self) -> str:
         """``d\\theta = b\\,dt + \\sigma\\,dW`` as LaTeX."""
         theta = sp.Matrix(self.params)
-        body = (f"d{sp.latex(theta)} = {sp.latex(sp.Matrix(self.drift))}\\,dt")
+        drift = sp.Matrix([readable(c, self.params) for c in self.drift])
+        body = (f"d{sp.latex(theta)} = {sp.latex(drift)}\\,dt")
         if not self.is_deterministic:
             body += f" + {sp.latex(sp.Matrix(self.diffusion))}\\,dW_t"
         return body
 
-    def __str__(self) -> str:
+    def simplify(self) -> "SDE":
+        """A copy with drift, diffusion and covariance passed to ``sp.simplify`` (same SDE)."""
+        new = SDE.__new__(SDE)
+        new.params, new.name, new.potential = self.params, self.name, self.potential
+        new.drift, new.diffusion, new.covariance = (
+            m.applyfunc(sp.simplify) for m in (self.drift, self.diffusion, self.covariance))
+        return new
+
+    def rounded(self, digits: int = 6) -> "SDE":
+        """A display copy with every number shown to ``digits`` significant digits.
+
+        The exact SDE is unchanged; long exact rationals (data moments of a large dataset)
+        read better this way. Use the exact one for derivations.
+        """
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
+            raise SymflowError(f"got digits={digits!r}; give a positive integer")
+        new = SDE.__new__(SDE)
+        new.params, new.name, new.potential = self.params, f"{self.name} (rounded)", None
+        rnd = (lambda m: sp.ImmutableMatrix(m).evalf(digits))
+        new.drift, new.diffusion, new.covariance = (rnd(self.drift), rnd(self.diffusion),
+                                                    rnd(self.covariance))
+        return new
+
+    def _long_numbers(self) -> bool:
+        atoms = set().union(*(m.atoms(sp.Rational) for m in
+                              (self.drift, self.diffusion, self.covariance)))
+        return any(len(str(q)) > 12 for q in atoms)
+
+    def _text(self, limit=None) -> str:
+        cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
+        time = "t = n*h" if h in self.constants else "time t"
         lines = [f"{self.name}: Ito SDE in theta = ({', '.join(map(str, self.params))}), "
-                 f"t = n*h, {self.noise_dim} Brownian motion(s)",
-                 f"  drift     b = {list(self.drift)}",
-                 f"  diffusion sigma = {self.diffusion.tolist()}",
-                 f"  covariance sigma sigma^T = {self.covariance.tolist()}"]
+                 f"{time}, d={self.dim}, {self.noise_dim} Brownian motion(s)",
+                 cut(f"  drift     b = {[readable(c, self.params) for c in self.drift]}"),
+                 cut(f"  diffusion sigma = {self.diffusion.tolist()}"),
+                 cut(f"  covariance sigma sigma^T = {self.covariance.tolist()}")]
+        if self._long_numbers():
+            lines.append("  (exact rationals; .rounded() shows them to 6 digits)")
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        return self._text()
+
     def __repr__(self) -> str:
-        return (f"<SDE {self.name!r} d={self.dim} m={self.noise_dim} "
-                f"params={list(self.params)}>")
+        return self._text(limit=400)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SDE) and self._key() == other._key()

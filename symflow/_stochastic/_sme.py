@@ -48,6 +48,7 @@ at first order it is the gradient flow of
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -58,13 +59,19 @@ from sympy.polys.rings import ring
 
 from .._core import _validate as v
 from .._core._errors import SymflowError
+from .._core._display import NOT_COMPUTED, PENDING_LOSS, computed, shorten
 from .._core._latex import LatexDisplay, aligned
+from .._core._readable import readable
 from .._core._symbols import h
 from .._engine._modified import modified_equation
-from ..optimizers import GD, AbstractOptimizer, Custom
+from .._core._gradient import expr_is_gradient, expr_potential
+from ..optimizers import GD, AbstractOptimizer, AdaGrad, Custom
 from ..optimizers._sgd import SGD
 from ._dataset import as_dataset
+from ._increment_moments import GradientNoise, map_increment_moments
+from ._moment_matching import match_moments
 from ._sde import SDE, _as_matrix, check_psd_numeric, factor_covariance, refuse_strings
+from ._sme_memory import linear_noise_factor, memory_sme
 
 
 def _grad(expr, params):
@@ -90,7 +97,7 @@ def _noise_from_user(noise, params):
                                "of the gradient noise), or a scalar variance s**2 for s**2*I")
         _refuse_non_finite(cov, "noise")
         return factor_covariance(cov, params, "noise covariance"), cov
-    value = v.rationalize(sp.sympify(noise))
+    value = v.to_sympy(noise, "noise")
     if not isinstance(value, sp.Expr):
         raise SymflowError(f"got noise={v._describe(noise)}; give a d x d covariance Matrix "
                            "or a scalar variance (noise=s**2 means Sigma = s**2 I)")
@@ -105,33 +112,62 @@ def _noise_from_user(noise, params):
 
 
 def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise=None,
-        noise_factor=None, noise_correction: bool = False, hyper=()) -> SDE:
-    r"""The stochastic modified equation of SGD as an :class:`~symflow.SDE` (time :math:`t = nh`).
+        noise_factor=None, noise_correction: bool = False, hyper=(), batch_size=None,
+        replacement=None) -> SDE:
+    r"""The stochastic modified equation of a stochastic optimizer, as an :class:`~symflow.SDE`.
+
+    Every gradient evaluation inside one step of the rule is the *same* minibatch gradient
+    :math:`g = \frac1B\sum_{i\in\mathcal B_n}\nabla\ell_i` (as in real training: one batch
+    per step), with :math:`\mathcal B_n` drawn afresh at every step, with or without
+    replacement. The SDE is derived from the symbolic map by moment matching (Li, Tai & E,
+    *Stochastic modified equations and dynamics of stochastic gradient algorithms I*, JMLR
+    20, 2019, Theorems 1-3): its one-step increment has the map's mean to
+    :math:`O(h^{p+1})` and the map's second moment to :math:`O(h^3)`
+    (:mod:`symflow._stochastic._increment_moments`, :mod:`symflow._stochastic._moment_matching`).
+    For SGD, :math:`\theta_{n+1} = \theta_n - h g`, this gives
+
+    .. math::
+
+        \text{order 1:}\quad d\Theta = -\nabla L\,dt + \sqrt{h\,c_{N,B}}\,\Sigma_1^{1/2}\,dW,
+        \qquad \text{order 2:}\quad d\Theta = -\nabla\!\bigl(L + \tfrac h4\lVert\nabla
+        L\rVert^2\bigr)dt + \sqrt{h\,c_{N,B}}\,\Sigma_1^{1/2}\,dW ,
+
+    in :math:`t = nh`. Rules that evaluate the gradient elsewhere (extragradient) pick up a
+    noise-induced drift at order 2, :math:`h\,\mathbb E[(\nabla\xi)\,\xi]`.
+
+    *Memory.* With fixed hyperparameters (``HeavyBall(beta=0.9)``, ``Nesterov``) the memory
+    is eliminated on its invariant manifold: the drift is the reduced flow of
+    :func:`symflow.modified_equation` (time scale :math:`1/(1-\beta)` for heavy ball) and
+    the noise passes the memory's linear filter at zero frequency (order 1; see
+    :func:`symflow._stochastic._sme_memory.relaxed_memory_sme`). With slow memory the SDE is
+    on the whole state :math:`(\theta, m)` (:func:`symflow._stochastic._sme_memory.slow_memory_sme`):
+    heavy ball and Nesterov with :math:`1-\beta = c\sqrt h`, RMSprop and Adam with
+    :math:`1-\beta = c h^2`, :math:`\epsilon = \epsilon_0/h` (Malladi, Lyu, Panigrahi &
+    Arora, NeurIPS 2022).
 
     Parameters
     ----------
-    optimizer : SGD or GD
-        ``SGD(batch_size=B, replacement=...)`` takes its noise from the dataset;
-        ``GD()`` needs a user ``noise`` model.
+    optimizer : AbstractOptimizer
+        ``SGD(batch_size=B, replacement=...)`` (shorthand for minibatch gradient descent),
+        ``GD()`` with ``noise=...``, or any rule (``Custom``, ``HeavyBall``, ...) with
+        ``batch_size=`` (minibatches from the training set) or ``noise=``.
     losses, dataset
-        The training set: explicit per-sample losses, or a :class:`symflow.Dataset`
-        (a per-sample template and a numeric array; also accepted as ``losses``). With a
+        The training set: explicit per-sample losses, or a :class:`symflow.Dataset`. With a
         user ``noise`` model, ``losses`` may also be a single expression (the mean loss).
     params : sequence of Symbol
     order : 1 or 2
-        Order 2 uses the drift :math:`-\nabla(L + \frac h4\lVert\nabla L\rVert^2)`, derived
-        by :func:`symflow.modified_equation`.
     noise : Matrix or scalar, optional
-        The covariance :math:`\Sigma(\theta)` of the gradient noise of *one step* (constant
-        or state-dependent ``d x d``; with ``SGD`` it replaces the minibatch covariance, so
-        it must already include the batch size), or a scalar variance ``s**2`` for
-        :math:`s^2 I` (isotropic).
+        The covariance :math:`\Sigma(\theta)` of the gradient noise of one step (``d x d``,
+        or a scalar ``s**2`` for :math:`s^2 I`); it replaces the minibatch covariance.
     noise_factor : Matrix, optional
-        :math:`G` (``d x m``) with :math:`\Sigma = GG^\top`, for state-dependent noise
-        without a square root.
+        :math:`G` (``d x m``) with :math:`\Sigma = GG^\top`.
     noise_correction : bool
-        Order 2 only: use :math:`G + \frac h2(\nabla^2L\,G + (\nabla L\cdot\nabla)G)` (see
-        the module docstring).
+        SGD (or GD with a noise model) at order 2: use
+        :math:`G + \frac h2(\nabla^2L\,G + (\nabla L\cdot\nabla)G)`, which also matches
+        the one-step covariance to :math:`O(h^3)` (see the module docstring).
+    batch_size, replacement
+        Minibatch size :math:`B` and sampling for optimizers other than ``SGD`` (``SGD``
+        carries its own). ``replacement`` defaults to True.
 
     Example::
 
@@ -148,29 +184,68 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
         ...                 data=[[1.0, 1.1], [2.0, 1.9], [-1.0, -0.8]])
         >>> sp.factor(sf.sme(sf.SGD(batch_size=1), dataset=ds).covariance[0, 0])
         h*(100*w**2 - 190*w + 91)/50
+        >>> eg = sf.Custom(update=lambda th, g, h: th - h * g(th - h * g(th)), name="eg")
+        >>> sf.sme(eg, losses=[w**2, 3*w**2], params=[w], batch_size=1, order=2).drift
+        Matrix([[12*h*w - 4*w]])
     """
     if isinstance(optimizer, type) or not isinstance(optimizer, AbstractOptimizer):
         raise SymflowError(f"got optimizer={optimizer!r}; pass an instance such as "
-                           "SGD(batch_size=4) or sf.GD() (with noise=...)")
-    if not isinstance(optimizer, (SGD, GD)):
+                           "SGD(batch_size=4), sf.HeavyBall(beta=0.9) or sf.GD() (with "
+                           "noise=...)")
+    if isinstance(order, bool) or order not in (1, 2):
+        raise SymflowError(f"got order={order!r}; the SME is available at order 1 or 2 (weak "
+                           "order 1: drift -grad L; weak order 2: with its O(h) correction)")
+    if isinstance(optimizer, AdaGrad):
         raise SymflowError(
-            f"got optimizer={optimizer!r}; the SME is derived for SGD (SGD(batch_size=B)) or "
-            "for gradient descent with a noise model (sf.GD() with noise=...)")
-    if order not in (1, 2) or isinstance(order, bool):
-        raise SymflowError(f"got order={order!r}; the SME is available at order 1 or 2")
+            f"got {optimizer!r}: AdaGrad's accumulator s_n = sum of g_k^2 never forgets (its "
+            "memory does not relax), so its step size decays like 1/sqrt(n) and there is no "
+            "stationary SDE in t = n*h; sf.state_modified_equation(sf.AdaGrad(...), ..., "
+            "reduce=False) returns its deterministic flow on the whole state (theta, w = "
+            "h^2 s) in tau = n*h^2. Use RMSprop or Adam for an SME")
     if noise is not None and noise_factor is not None:
         raise SymflowError("give noise=<covariance> or noise_factor=<G>, not both")
+    if replacement is not None and not isinstance(replacement, bool):
+        raise SymflowError(f"got replacement={replacement!r}; pass True (minibatches drawn "
+                           "with replacement) or False (without)")
     user_noise = noise is not None or noise_factor is not None
-    if isinstance(optimizer, GD) and not user_noise:
-        raise SymflowError("full-batch gradient descent has no gradient noise; give "
-                           "noise=<covariance> (or noise_factor=...), or use SGD(batch_size=B)")
+    if isinstance(optimizer, SGD):
+        if batch_size is not None and batch_size != optimizer.batch_size:
+            raise SymflowError(f"got batch_size={batch_size!r} with {optimizer.label}, which "
+                               "has its own; give the batch size once (SGD(batch_size=B) or "
+                               "sf.GD() with batch_size=B)")
+        if replacement is not None and replacement != optimizer.replacement:
+            raise SymflowError(f"got replacement={replacement} with {optimizer.label}; set it "
+                               "on SGD(batch_size=B, replacement=...)")
+        sampler = optimizer
+    elif batch_size is not None:
+        if user_noise:
+            raise SymflowError("give batch_size=B (minibatch noise from the training set) or "
+                               "noise=... (a noise model), not both")
+        sampler = SGD(batch_size=batch_size, replacement=True if replacement is None
+                      else replacement)
+    else:
+        sampler = None
+    if sampler is not None and user_noise and not isinstance(optimizer, SGD):
+        sampler = None
+    if sampler is None and not user_noise:
+        raise SymflowError(
+            f"{optimizer.label} has no gradient noise (no noise source): its gradients are "
+            "exact, so its SME is its modified equation. Give batch_size=B (minibatch gradients from the training "
+            "set; for plain SGD, sf.SGD(batch_size=B)) or noise=<covariance of the gradient "
+            "noise>")
+    if noise_correction and not isinstance(optimizer, (SGD, GD)):
+        raise SymflowError("noise_correction=True is the closed form for SGD (or GD with a "
+                           f"noise model); got {optimizer.label}")
     if user_noise and dataset is None and isinstance(losses, (sp.Expr, int, float)):
         params = v.check_params(params)
-        mean_loss = v.check_loss(losses, params, v.check_symbols(hyper, "hyper", params))
+        mean_loss = v.check_loss(losses, params, v.check_symbols(hyper, "hyper", params)
+                                 | v.check_constant_hyper(optimizer, params))
         ds = None
+        mean_gradient = _grad(mean_loss, params)
     else:
         ds = as_dataset(dataset, losses, params, hyper)
         params, mean_loss = ds.params, ds.mean_loss
+        mean_gradient = sp.Matrix(ds.mean_gradient)
     d = len(params)
     if user_noise:
         if noise_factor is not None:
@@ -183,36 +258,71 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
             factor, cov = _noise_from_user(noise, params)
         scale = sp.S.One
     else:
+        b = sp.sympify(sampler.batch_size)
+        if b.is_number and b > ds.n_samples:
+            raise SymflowError(
+                f"got batch_size={b} for a dataset of N={ds.n_samples} samples; a minibatch "
+                f"holds at most N samples: give batch_size <= {ds.n_samples}")
         factor = sp.Matrix(ds.noise_factor)
         cov = sp.Matrix(ds.gradient_covariance)
-        scale = optimizer.noise_scale(ds.n_samples)
-    grad = _grad(mean_loss, params)
-    if order == 1:
-        drift, potential = -grad, mean_loss
-    else:
-        me = _modified_gd(mean_loss, params, hyper, optimizer)
-        drift, potential = me.field, me.modified_loss
+        scale = sampler.noise_scale(ds.n_samples)
+    noise_model = GradientNoise(params, mean_gradient, factor, scale)
+    allowed = (v.check_symbols(hyper, "hyper", params) | v.check_constant_hyper(optimizer, params)
+               | (mean_loss.free_symbols - set(params)))
+    if optimizer.memory_size(d):
+        return memory_sme(optimizer, noise_model, mean_loss, params, order,
+                          tuple(sorted(allowed, key=str)))
+    rule = _memoryless_rule(optimizer)
+    where = optimizer.label
+    moments = map_increment_moments(rule, params, params, h, noise_model, order,
+                                    second_order=2, where=where)
+    drift, covariance = match_moments(moments, h, order, 2, where)
+    sigma, covariance = linear_noise_factor(moments, noise_model, h, 1, covariance,
+                                            base_covariance=cov)
     if noise_correction:
         if order != 2:
             raise SymflowError("noise_correction=True belongs to the order-2 SME; pass order=2")
-        hess = grad.jacobian(params)
+        hess = mean_gradient.jacobian(params)
         along = sp.zeros(*factor.shape)
         for j, p in enumerate(params):
-            along += grad[j] * sp.diff(factor, p)
+            along += mean_gradient[j] * sp.diff(factor, p)
         factor = (factor + h / 2 * (hess * factor + along)).applyfunc(sp.expand)
         cov = (factor * factor.T).applyfunc(sp.expand)
-    root = sp.sqrt(h * scale)
-    sigma = (root * factor).applyfunc(sp.expand)
-    covariance = (h * scale * cov).applyfunc(sp.expand)
+        sigma = (sp.sqrt(h * scale) * factor).applyfunc(sp.expand)
+        covariance = (h * scale * cov).applyfunc(sp.expand)
+    potential = _potential(optimizer, mean_loss, params, allowed, order, drift)
     name = f"SME order {order} of {optimizer.label}"
     return SDE(drift=drift.applyfunc(sp.expand), diffusion=sigma, params=params,
                covariance=covariance, name=name, potential=potential)
 
 
-def _modified_gd(loss, params, hyper, optimizer):
-    extra = set(v.check_symbols(hyper, "hyper", params)) | set(optimizer.hyper_symbols)
-    extra |= loss.free_symbols - set(params)
-    return modified_equation(GD(), loss, params, 1, hyper=tuple(sorted(extra, key=str)))
+def _memoryless_rule(optimizer):
+    def rule(z, oracle):
+        return optimizer.step(z, oracle, h)
+    return rule
+
+
+def _potential(optimizer, mean_loss, params, allowed, order, drift):
+    """The potential of a gradient drift: the deterministic modified loss of the rule, plus
+    the potential of the noise-induced drift (None when the drift is not a gradient)."""
+    if order == 1:
+        if all(sp.expand(b + sp.diff(mean_loss, p)) == 0 for b, p in zip(drift, params)):
+            return mean_loss
+        return None
+    try:
+        me = modified_equation(optimizer, mean_loss, params, 1,
+                               hyper=tuple(sorted(allowed, key=str)))
+    except SymflowError:
+        return None
+    if me.modified_loss is None:
+        return None
+    rest = (drift - sp.Matrix(me.field)).applyfunc(sp.expand)
+    if rest.is_zero_matrix:
+        return me.modified_loss
+    if not expr_is_gradient(list(rest), params):
+        return None
+    extra = expr_potential(list(rest), params)
+    return None if extra is None else sp.expand(me.modified_loss + extra)
 
 
 # -- epoch mean flow ------------------------------------------------------------------------
@@ -308,25 +418,48 @@ class EpochFlow(LatexDisplay):
             out += h**k * sp.Matrix(t)
         return out
 
+    def simplify(self) -> "EpochFlow":
+        """A copy whose terms (and modified loss, when computed) are passed to ``sp.simplify``."""
+        new = copy.copy(self)
+        new.__dict__ = dict(self.__dict__)
+        new.terms = tuple(t.applyfunc(sp.simplify) for t in self.terms)
+        if computed(self, "modified_loss") not in (NOT_COMPUTED, None):
+            new.modified_loss = sp.simplify(self.modified_loss)
+        return new
+
+    # -- display: shows only what is computed (printing never integrates) -----------------
     def latex(self) -> str:
         field = self.field
-        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= {sp.latex(sp.expand(field[i]))}"
+        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= "
+                f"{sp.latex(readable(sp.expand(field[i]), self.params))}"
                 for i, p in enumerate(self.params)]
-        if self.modified_loss is not None:
-            rows.append(f"\\tilde{{L}} &= {sp.latex(self.modified_loss)}")
+        ml = computed(self, "modified_loss")
+        if ml is NOT_COMPUTED:
+            rows.append(f"&\\text{{{PENDING_LOSS}}}")
+        elif ml is not None:
+            rows.append(f"\\tilde{{L}} &= {sp.latex(readable(ml, self.params))}")
         return aligned(rows)
 
-    def __str__(self) -> str:
+    def _text(self, limit=None) -> str:
+        cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
         lines = [f"Mean flow of one reshuffled epoch ({self.n_batches} batches), order "
                  f"{self.order} in h, t = n*h"]
         for k, t in enumerate(self.terms):
-            lines.append(f"  h^{k}: {list(t)}")
-        if self.modified_loss is not None:
-            lines.append(f"  modified loss: {self.modified_loss}")
+            lines.append(cut(f"  h^{k}: {[readable(c, self.params) for c in t]}"))
+        ml = computed(self, "modified_loss")
+        if ml is NOT_COMPUTED:
+            lines.append(f"  {PENDING_LOSS}")
+        elif ml is not None:
+            lines.append(cut(f"  modified loss: {readable(ml, self.params)}"))
+        else:
+            lines.append("  no modified loss: not a gradient field at every kept order")
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        return self._text()
+
     def __repr__(self) -> str:
-        return f"<EpochFlow batches={self.n_batches} order={self.order}>"
+        return self._text(limit=400)
 
 
 MAX_BATCHES = 6
