@@ -50,6 +50,7 @@ import mpmath
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import check_symbolic, to_sympy
 
 __all__ = ["gaussian_bhattacharyya", "gaussian_kl", "gaussian_w2", "matrix_sqrt",
            "trace_sqrt_product"]
@@ -61,10 +62,11 @@ _DPS = 30
 
 def _matrix(obj, what):
     """A SymPy Matrix from a scalar, nested list, numpy array or SymPy matrix."""
+    check_symbolic(**{what: obj})
     if isinstance(obj, sp.MatrixBase):
         M = sp.Matrix(obj)
     elif isinstance(obj, (numbers.Number, sp.Expr)):
-        M = sp.Matrix([[sp.sympify(obj)]])
+        M = sp.Matrix([[to_sympy(obj, what)]])
     else:
         try:
             tolist = getattr(obj, "tolist", None)

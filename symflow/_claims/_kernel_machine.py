@@ -41,6 +41,7 @@ import sympy as sp
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr
 from .._core._latex import LatexDisplay, aligned
+from .._core._guard import check_symbolic, to_sympy
 from .._core._validate import check_params, rationalize
 
 __all__ = ["KernelMachine", "kernel_machine"]
@@ -81,8 +82,8 @@ def _check_data(x_train, y_train, inputs, params):
         if len(point) != len(inputs):
             raise SymflowError(f"got the training input {x!r} for inputs {list(inputs)}; give "
                                f"{len(inputs)} coordinate(s) per training input")
-        points.append(tuple(rationalize(sp.sympify(c)) for c in point))
-    targets = tuple(rationalize(sp.sympify(y)) for y in y_train)
+        points.append(tuple(to_sympy(c, "x_train") for c in point))
+    targets = tuple(to_sympy(y, "y_train") for y in y_train)
     for value in [c for p in points for c in p] + list(targets):
         if value.is_number and value.is_finite is not True:
             raise SymflowError(f"got the data value {value}; training inputs and targets must "
@@ -102,7 +103,7 @@ def _check_loss(loss):
     if not callable(loss):
         raise SymflowError(f"got loss={loss!r}; pass 'squared', 'logistic' or a function "
                            "loss(y, p) of the target y and the prediction p")
-    expr = sp.sympify(loss(_Y, _P))
+    expr = to_sympy(loss(_Y, _P), "loss(y, p)")
     if not isinstance(expr, sp.Expr) or not expr.has(_P):
         raise SymflowError(f"loss(y, p) returned {expr!r}; it must be a SymPy expression in the "
                            "prediction p (and the target y)")
@@ -132,8 +133,9 @@ class KernelMachine(LatexDisplay):
     # -- the pieces ---------------------------------------------------------------------
     def at(self, point, expr=None) -> sp.Expr:
         """``expr`` (default: the model) with the inputs set to ``point``."""
-        expr = self.model if expr is None else expr
-        return expr.xreplace(dict(zip(self.inputs, point)))
+        check_symbolic(point=point, expr=expr)
+        expr = self.model if expr is None else to_sympy(expr, "expr")
+        return expr.xreplace({x: to_sympy(c, "point") for x, c in zip(self.inputs, point)})
 
     @functools.cached_property
     def loss_derivative(self) -> sp.Expr:
@@ -228,7 +230,7 @@ class KernelMachine(LatexDisplay):
             f"{', '.join(map(str, self.params))}) = {self.model}, trained by the gradient flow "
             f"of sum_i l(y_i, f(x_i)), l(y, p) = {self.loss_expr}, N = {len(self.y_train)}",
             "  d/dt f(x; theta_t) = -sum_i l'(y_i, f(x_i; theta_t)) K_theta_t(x, x_i)   "
-            f"(residual {self.residual()})",
+            "(an identity: .residual() checks it)",
             f"  K_theta(x, x') = {self.tangent_kernel()}",
             "  f(x; theta_T) = f(x; theta_0) + sum_i a_i(x) K^p(x, x_i),  "
             "K^p = int_0^T K_theta_t dt  (solvers.path_kernel integrates it)",
@@ -262,6 +264,7 @@ def kernel_machine(model, params, inputs, x_train, y_train, loss="squared") -> K
         >>> sp.simplify(km.tangent_kernel(a=[0], b=[0]))  # no gradient at x = 0
         0
     """
+    check_symbolic(params=params, inputs=inputs, x_train=x_train, y_train=y_train)
     if isinstance(model, str):
         raise SymflowError(f"got model={model!r} (a string); pass a SymPy expression, or parse "
                            "the string safely first with sf.parse_expression(text, names)")

@@ -73,6 +73,8 @@ import mpmath
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import check_symbolic, to_sympy
+from .._core._table import Table, TableDisplay
 
 __all__ = ["PenaltyDerivation", "penalty_counterexample", "derive_penalty_inequality",
            "gradient_penalty_inequality", "matrix_norm", "penalty_symbols", "NORMS",
@@ -112,6 +114,27 @@ def penalty_symbols(norm="spectral") -> dict:
     }
 
 
+def _plain_name(name: str) -> str:
+    r"""A LaTeX name of :func:`penalty_symbols` in plain text (``\|W\|_{2}`` -> ``|W|_2``)."""
+    for tex, text in ((r"\|", "|"), (r"\nabla_{x}", "grad_x"), (r"\nabla_{\theta}", "grad_theta"),
+                      (r"\max", "max"), (r"\infty", "inf"), ("{", ""), ("}", "")):
+        name = name.replace(tex, text)
+    return name
+
+
+class PenaltyInequality(sp.LessThan):
+    r"""The relation of :func:`gradient_penalty_inequality`: a SymPy ``Le`` whose ``str``
+    spells the norms in plain text (``|grad_x f|``, ``|W|_2[t]``); its LaTeX keeps
+    :math:`\lVert\nabla_x f\rVert`, :math:`\lVert W\rVert_2` and the rest.
+    """
+
+    def _sympystr(self, printer):
+        plain = {s: sp.Symbol(_plain_name(s.name), **s.assumptions0)
+                 for s in self.atoms(sp.Symbol) if "\\" in s.name}
+        return printer._print(sp.Le(self.lhs.xreplace(plain), self.rhs.xreplace(plain),
+                                    evaluate=False))
+
+
 def gradient_penalty_inequality(depth, norm="spectral"):
     r"""The inequality as a SymPy relation ``Le(lhs, rhs)`` for ``depth`` layers.
 
@@ -129,6 +152,8 @@ def gradient_penalty_inequality(depth, norm="spectral"):
         3/2
         >>> gradient_penalty_inequality(sp.Symbol("l")).lhs.has(sp.Sum)
         True
+        >>> print(gradient_penalty_inequality(1))
+        |grad_x f|**2*(|h|[1]**2 + 1)/(|W|_2[1]**2*|grad_x h|_2[1]**2) <= |grad_theta f|**2
     """
     if _check_norm(norm) not in HOLDING_NORMS:
         ce = penalty_counterexample(norm)
@@ -147,7 +172,7 @@ def gradient_penalty_inequality(depth, norm="spectral"):
     else:
         raise SymflowError(f"got depth={depth!r}; depth must be a positive integer (number of "
                            "layers) or a SymPy symbol")
-    return sp.Le(s["grad_x"] ** 2 * total, s["grad_theta"] ** 2, evaluate=False)
+    return PenaltyInequality(s["grad_x"] ** 2 * total, s["grad_theta"] ** 2, evaluate=False)
 
 
 def penalty_counterexample(norm) -> dict:
@@ -225,6 +250,7 @@ def matrix_norm(A, kind="spectral"):
         >>> matrix_norm(sp.Matrix([[3, 0], [0, 4]])), matrix_norm(sp.Matrix([[1, 1]]), "max")
         (4, 1)
     """
+    check_symbolic(A=A)
     A = sp.Matrix(A)
     m, n = A.shape
     if kind == "frobenius":
@@ -294,7 +320,7 @@ def _lagrange_sos(a, b):
 
 def _vanishes(expr, symbols, points=3) -> bool:
     """Exact zero test: expansion, else 40-digit evaluation at random rationals + simplify."""
-    expr = sp.sympify(expr)
+    expr = to_sympy(expr, "expr")
     if expr == 0 or sp.expand(expr) == 0:
         return True
     rng = random.Random(1)
@@ -312,7 +338,7 @@ def _vanishes(expr, symbols, points=3) -> bool:
     return sp.simplify(expr) == 0
 
 
-class PenaltyDerivation:
+class PenaltyDerivation(TableDisplay):
     r"""The inequality derived for one concrete MLP with symbolic weights.
 
     Attributes: ``x`` (input symbols), ``weights`` / ``biases`` (SymPy matrices),
@@ -481,6 +507,7 @@ class PenaltyDerivation:
     # -- numbers ---------------------------------------------------------------------------
     def random_point(self, seed=0, scale=1):
         """A reproducible random rational point for every symbol (weights, x, readout)."""
+        check_symbolic(scale=scale)
         rng = random.Random(seed)
         return {s: sp.Rational(rng.randint(-100, 100), 50) * scale
                 for s in sorted(self.symbols, key=str)}
@@ -576,10 +603,22 @@ class PenaltyDerivation:
         """The derivation, step by step."""
         if not self.steps:
             self.verify()
+        return str(self)
+
+    def _head(self) -> str:
         widths = [len(self.x)] + [W.rows for W in self.weights]
-        head = (f"MLP widths {widths}, activations {self.activation_names}: "
+        return (f"MLP widths {widths}, activations {self.activation_names}: "
                 "|grad_x f|^2 sum_t (1+|h_t|^2)/(|W_t|^2 |grad_x h_t|^2) <= |grad_theta f|^2")
-        return "\n".join([head] + [str(s) for s in self.steps])
+
+    def __str__(self) -> str:  # shows only what is verified: printing starts no work
+        steps = [str(s) for s in self.steps] or ["(steps not verified yet: call .verify())"]
+        return "\n".join([self._head()] + steps)
+
+    def _table(self) -> Table:
+        rows = [[s.name, s.statement, "yes" if s.verified else "NO", s.how, s.loses]
+                for s in self.steps]
+        return Table(["step", "statement", "verified", "how", "loses"], rows, self._head(),
+                     [] if self.steps else ["(steps not verified yet: call .verify())"])
 
 
 def _check_chain(weights, biases, x):
@@ -624,6 +663,8 @@ def derive_penalty_inequality(widths=None, activation="tanh", weights=None, bias
     readout : sequence
         :math:`u` (default symbols ``u{i}``).
 
+    Examples
+    --------
     Example (one layer, scalar output: equality with the spectral norm)::
 
         >>> d = derive_penalty_inequality([2, 1], "tanh")

@@ -47,6 +47,7 @@ import mpmath
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import check_symbolic, to_sympy
 from .._core._parse import FUNCTIONS, parse_expression
 
 __all__ = ["KERNELS", "kernel_density", "smooth"]
@@ -257,11 +258,11 @@ def read_function(expr, x):
     if isinstance(expr, str):
         extra = {"relu": lambda z: sp.Max(0, z), "sign": sp.sign, "step": sp.Heaviside}
         return parse_expression(expr, {str(x): x}, {**FUNCTIONS, **extra})
-    return sp.sympify(expr)
+    return to_sympy(expr, "expr")
 
 
 def _check_width(width):
-    s = None if isinstance(width, str) else sp.sympify(width)
+    s = None if isinstance(width, str) else to_sympy(width, "width")
     if s is None or s.is_positive is not True:
         raise SymflowError(
             f"got width={width!r}; the width must be a positive number or a symbol declared "
@@ -368,8 +369,9 @@ def smoothing_gap_at(expr, x, kernel="gaussian", width=None, at=0):
         >>> smoothing_gap_at(sp.Max(0, x), x, "gaussian")
         sqrt(2)*s/(2*sqrt(pi))
     """
+    check_symbolic(at=at)
     expr = read_function(expr, x)
     fs = smooth(expr, x, kernel, width)
-    at = sp.sympify(at)
+    at = to_sympy(at, "at")
     f0 = expr.subs(x, at)
     return sp.simplify(fs.subs(x, at) - f0)
