@@ -1,6 +1,8 @@
 """Coordinate-free flows on JAX models: MLPs, tree (elementary differential) evaluation
 by nested jvp, network runs and order verification, implicit regularisation, sharpness and
-the path kernel.
+the path kernel; SGD noise on networks: the network SME, its simulation, ensembles of real
+minibatch training and SVAG.
 
-Imports: ``symflow`` and ``solvers._ode``; not ``_sde`` or ``_claims``.
+Imports: ``symflow``, ``solvers._ode`` and ``solvers._sde`` (the ensemble runner, normals and
+minibatch draws); not ``_claims``.
 """

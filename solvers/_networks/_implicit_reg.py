@@ -39,17 +39,19 @@ from jax.flatten_util import ravel_pytree
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._files import save_figure
 from symflow._core._progress import progress_bar
+from symflow._core._table import Table, TableDisplay
 
 from .._ode._iterate import check_lr
 from ._network_run import network_optimizer
 from ._network_verify import solve_network_flow
 from ._sharpness import sharpness
-from ._tree_eval import network_field
+from ._tree_eval import network_field, split_model
 
 
-@dataclasses.dataclass
-class ImplicitRegularization:
+@dataclasses.dataclass(repr=False)
+class ImplicitRegularization(TableDisplay):
     r"""Loss and :math:`\lVert\nabla L\rVert^2` of GD, the regularized flow and gradient flow.
 
     ``gd[i]``, ``regularized[i]``: dicts of arrays ``loss``, ``grad_sq``, ``params`` (flat)
@@ -92,6 +94,22 @@ class ImplicitRegularization:
                 f"{rel(g, self.flow, 'grad_sq'):9.2e}")
         return "\n".join(rows)
 
+    def _table(self) -> Table:
+        gaps = self.gaps()
+
+        def rel(a, b, key):
+            return f"{float(np.max(np.abs(a[key] - b[key]) / np.abs(a[key]))):.2e}"
+
+        rows = []
+        for i, h in enumerate(self.lrs):
+            g, r, hs = self.gd[i], self.regularized[i], self.h_sharpness[i]
+            rows.append([f"{h:.3g}", f"{hs.min():.3f} .. {hs.max():.3f}",
+                         f"{gaps['regularized'][i]:.2e}", f"{gaps['gradient flow'][i]:.2e}",
+                         rel(g, r, "loss"), rel(g, self.flow, "loss"), rel(g, r, "grad_sq"),
+                         rel(g, self.flow, "grad_sq")])
+        return Table(["h", "h*lam_max (min..max)", "|dtheta| reg", "|dtheta| GF", "dL/L reg",
+                      "dL/L GF", "d|g|^2 reg", "d|g|^2 GF"], rows, str(self).split("\n")[0])
+
     def __str__(self) -> str:
         return ("Implicit gradient regularization: GD vs the flow of L + h/4 |grad L|^2 (reg) "
                 f"and gradient flow (GF), t in [0, {self.times[-1]:g}]\n" + self.table())
@@ -129,7 +147,8 @@ class ImplicitRegularization:
         ax["dist"].set_xlabel("t = n h")
         ax["dist"].set_title(r"$|\theta_{GD} - \theta_{flow}|$: solid the flow of " + reg
                              + ",\ndotted gradient flow", fontsize=10)
-        ax["dist"].legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.93))
+        # outside, to the right: inside it covered the largest learning rate's curves
+        ax["dist"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         gaps = self.gaps()
         a = ax["gap"]
         a.loglog(self.lrs, gaps["regularized"], "o-", label=f"flow of {reg}: O($h^2$)")
@@ -151,7 +170,7 @@ class ImplicitRegularization:
                               fontsize=10)
         ax["sharp"].legend(fontsize=8, ncol=2, loc="center", bbox_to_anchor=(0.5, 0.62))
         if path:
-            fig.savefig(path, dpi=110)
+            save_figure(fig, path, dpi=110)
         return fig
 
 
@@ -193,6 +212,7 @@ def implicit_regularization(loss_fn, params0, batch, lrs, T, n_saves=40, rtol=1e
                                f"{dt:g} must be a whole number of steps; pick lrs dividing it")
         every.append(k)
     cf = sf.modified_equation(sf.GD(), order=1)   # -g - h/2 H g = -grad(L + h/4 |g|^2)
+    loss_fn, params0 = split_model(loss_fn, params0)   # an equinox model: its arrays
     field = network_field(cf, loss_fn)
     run = network_optimizer(cf, loss_fn)
     params0 = field.prepare(params0, batch)

@@ -32,7 +32,15 @@ from symflow._trees._linear_rule import THETA, linear_rule
 
 from .._ode._compile import hyper_vector, vector_function
 from .._ode._iterate import check_lr, check_steps
-from ._tree_eval import axpy, check_inputs, check_params, freeze_hyper, project, tmap
+from ._tree_eval import (
+    axpy,
+    check_inputs,
+    check_params,
+    freeze_hyper,
+    project,
+    split_model,
+    tmap,
+)
 
 
 class NetworkOptimizer:
@@ -46,6 +54,7 @@ class NetworkOptimizer:
     def __init__(self, rule, loss_fn, hyper=None):
         self.rule = rule
         self.loss_fn = loss_fn
+        self._frozen = freeze_hyper(hyper)
         self.n_memory = len(rule.memory)
         scalars = list(dict.fromkeys(sp.sympify(s) for s in rule.scalars()))
         self._index = {s: i for i, s in enumerate(scalars)}
@@ -111,10 +120,20 @@ class NetworkOptimizer:
                                    f"must be shaped like params: {shapes}")
         return params, memory0
 
+    def bound(self, params):
+        """``(runner, arrays)``: this runner, or the one of the bound loss when ``params`` is
+        a model with non-array leaves (see :class:`solvers._networks._tree_eval.BoundLoss`;
+        the results then hold ``None`` at those leaves)."""
+        loss_fn, arrays = split_model(self.loss_fn, params)
+        if loss_fn is self.loss_fn:
+            return self, arrays
+        return _cached(self.rule, loss_fn, self._frozen), arrays
+
     def final(self, params, batch, lr, n_steps, memory0=None):
         """``(params_n, memory_n)`` after ``n_steps`` steps from ``params`` (and ``memory0``)."""
-        state = self.start(params, batch, memory0)
-        return self._final_jit(state, batch, check_lr(lr), check_steps(n_steps))
+        run, params = self.bound(params)
+        state = run.start(params, batch, memory0)
+        return run._final_jit(state, batch, check_lr(lr), check_steps(n_steps))
 
     def trajectory(self, params, batch, lr, n_steps, observe, every=1, memory0=None):
         """``observe(params_k)`` for ``k = every, 2 every, ...`` up to ``n_steps``, and the
@@ -123,13 +142,14 @@ class NetworkOptimizer:
         if not callable(observe):
             raise SymflowError(f"got observe={observe!r}; pass a JAX function of the parameters, "
                                "e.g. lambda p: loss_fn(p, batch)")
-        state = self.start(params, batch, memory0)
+        run, params = self.bound(params)
+        state = run.start(params, batch, memory0)
         n_steps, every = check_steps(n_steps), check_steps(every, "every")
         if not 1 <= every <= n_steps:
             raise SymflowError(f"got every={every} with n_steps={n_steps}; observe every 1 to "
                                "n_steps steps")
-        state, obs = self._trajectory(state, batch, check_lr(lr), every, n_steps // every,
-                                      observe)
+        state, obs = run._trajectory(state, batch, check_lr(lr), every, n_steps // every,
+                                     observe)
         return obs, state
 
 

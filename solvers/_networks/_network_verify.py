@@ -35,7 +35,7 @@ from symflow._core._progress import progress_bar
 from .._ode._verify import VerifyReport, _slope, check_ladder, step_count
 from ._network_run import network_optimizer
 from ._sharpness import sharpness
-from ._tree_eval import manifold_fields, network_field
+from ._tree_eval import manifold_fields, network_field, split_model
 
 MAX_STEPS = 100_000
 
@@ -118,6 +118,7 @@ def verify_order_network(optimizer, loss_fn, params0, batch, lrs, T, orders=(0, 
     elif cf.order < max(orders):
         raise SymflowError(f"got cf of order {cf.order}; orders={list(orders)} needs order "
                            f"{max(orders)}")
+    loss_fn, params0 = split_model(loss_fn, params0)   # an equinox model: its arrays
     field = network_field(cf, loss_fn, hyper)
     run = network_optimizer(cf, loss_fn, hyper)
     params0 = field.prepare(params0, batch)

@@ -33,6 +33,7 @@ import numpy as np
 import sympy as sp
 
 from symflow import SymflowError
+from symflow._core._table import Table, TableDisplay
 from symflow._claims._kernel_machine import LOSSES, KernelMachine
 
 from .._ode._compile import vector_function
@@ -41,8 +42,8 @@ from .._ode._iterate import check_lr
 MAX_STEPS = 100_000
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class PathKernel:
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class PathKernel(TableDisplay):
     r"""Path kernel and kernel-machine form of a trained model, at the saved times ``ts``.
 
     ``theta[s]`` the parameters, ``prediction[s, q]`` :math:`f(x_q;\theta_{t_s})`,
@@ -86,6 +87,15 @@ class PathKernel:
     def frozen_gap(self) -> float:
         """Largest gap between the trained model and the frozen-kernel prediction."""
         return float(np.abs(self.prediction - self.frozen).max())
+
+    def _table(self) -> Table:
+        lines = str(self).split("\n")
+        rows = [[f"{q}", f"{self.prediction[0, q]:.6g}", f"{self.prediction[-1, q]:.6g}",
+                 f"{self.kernel_machine[-1, q]:.6g}", f"{self.frozen[-1, q]:.6g}"]
+                for q in range(self.prediction.shape[1])]
+        rows.append(["largest gap", "", "", f"{self.residual:.3e}", f"{self.frozen_gap:.3e}"])
+        return Table(["query", "f at t = 0", "f at T", "kernel machine b + sum a_i K^p",
+                      "frozen kernel"], rows, lines[0], [s.strip() for s in lines[-1:]])
 
     def __str__(self) -> str:
         how = "gradient flow (Diffrax)" if self.lr is None else f"gradient descent, lr = {self.lr:g}"

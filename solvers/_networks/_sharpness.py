@@ -26,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 
 from symflow import SymflowError
 
-from ._tree_eval import check_loss_fn, check_params
+from ._tree_eval import check_loss_fn, check_params, split_model
 
 
 @functools.lru_cache(maxsize=32)
@@ -52,6 +52,7 @@ def sharpness(loss_fn, params, batch, iters: int = 100, seed: int = 0) -> float:
     """The Hessian eigenvalue of largest magnitude at ``params`` (power iteration, ``iters`` steps)."""
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
         raise SymflowError(f"got iters={iters!r}; give a positive number of power iterations")
+    loss_fn, params = split_model(loss_fn, params)
     params = check_params(params)
     check_loss_fn(loss_fn, params, batch)
     size = ravel_pytree(params)[0].size

@@ -77,23 +77,85 @@ def project(v, color: int, blocks: int):
 
 # -- input checks ------------------------------------------------------------------------------
 
+def _is_numeric(leaf) -> bool:
+    """Arrays and numbers are parameters (checked); other leaves (functions, ...) are held."""
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float, complex))
+
+
 def check_params(params, what: str = "params"):
-    """Raise unless every leaf of ``params`` is a finite floating array; return them as float64."""
+    """Raise unless every leaf of ``params`` is a finite floating array; return them as float64.
+
+    Non-numeric leaves (an equinox model's activation functions) must have been split off
+    first by :func:`split_model`.
+    """
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
     if not leaves:
         raise SymflowError(f"got {what} with no array leaves; pass a pytree of float arrays "
-                           "(a dict, list or tuple of jnp arrays)")
+                           "(a dict, list or tuple of jnp arrays, or an equinox model)")
     for path, leaf in leaves:
-        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
         name = jax.tree_util.keystr(path) or "the root"
+        if not _is_numeric(leaf):
+            raise SymflowError(
+                f"got a {type(leaf).__name__} leaf at {what}{name}; {what} must hold float "
+                "arrays only here (pass the whole model to the public function, which holds "
+                "functions and other non-array leaves fixed)")
+        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
         if not jnp.issubdtype(dtype, jnp.floating):
             raise SymflowError(
                 f"got a {dtype} leaf at {what}{name}; parameters are differentiated, so every "
-                "leaf must be a floating-point array: cast it, e.g. "
-                "jnp.asarray(x, dtype=jnp.float64)")
+                "array leaf must be floating-point. If it is a parameter, cast it "
+                "(jnp.asarray(x, dtype=jnp.float64)); if it is not (a count, an index, a "
+                "mask), keep it out of the parameters: close over it in loss_fn, or mark the "
+                "field eqx.field(static=True) in an equinox module")
         if not bool(jnp.all(jnp.isfinite(leaf))):
             raise SymflowError(f"got NaN or inf in {what}{name}; start from finite values")
     return tmap(lambda leaf: jnp.asarray(leaf, dtype=jnp.float64), params)
+
+
+class BoundLoss:
+    r"""``loss_fn`` on the array leaves of a model, its other leaves held fixed.
+
+    An equinox model (``eqx.nn.MLP``) is a pytree whose leaves are its weight arrays and
+    its activation functions. Only the arrays are parameters: like ``eqx.partition(model,
+    eqx.is_array)``, :func:`split_model` replaces every non-array leaf by ``None`` in the
+    parameters and keeps it here; ``BoundLoss(arrays, batch)`` puts the model back together
+    and calls ``loss_fn(model, batch)``. Equal models give equal (hashable) bound losses, so
+    compiled functions are shared.
+    """
+
+    def __init__(self, loss_fn, treedef, held: tuple):
+        self.loss_fn, self.treedef, self.held = loss_fn, treedef, held
+
+    def model(self, arrays):
+        """The full model from the parameter pytree (``None`` where a leaf is held)."""
+        free = jax.tree_util.tree_leaves(arrays, is_leaf=lambda x: x is None)
+        return self.treedef.unflatten([f if h is None else h[0] for f, h in zip(free, self.held)])
+
+    def __call__(self, arrays, batch):
+        return self.loss_fn(self.model(arrays), batch)
+
+    def _key(self):
+        return (self.loss_fn, self.treedef, tuple(None if h is None else id(h[0])
+                                                  for h in self.held))
+
+    def __eq__(self, other):
+        return isinstance(other, BoundLoss) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+def split_model(loss_fn, params):
+    """``(loss_fn, params)`` as they are when every leaf is numeric; otherwise a
+    :class:`BoundLoss` and the parameters with the non-numeric leaves set to ``None``."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    if all(_is_numeric(leaf) for leaf in leaves):
+        return loss_fn, params
+    held = tuple(None if _is_numeric(leaf) else (leaf,) for leaf in leaves)
+    arrays = treedef.unflatten([leaf if h is None else None for leaf, h in zip(leaves, held)])
+    if isinstance(loss_fn, BoundLoss):   # already bound to this kind of model
+        return loss_fn, arrays
+    return BoundLoss(loss_fn, treedef, held), arrays
 
 
 def freeze_hyper(hyper) -> tuple:
@@ -282,6 +344,7 @@ class NetworkField:
                                "batch) returning a scalar")
         self.series = series
         self.loss_fn = loss_fn
+        self._frozen = (freeze_hyper(hyper), name)
         self.order = series.order
         self.blocks = series.blocks
         self.trees = tuple(sorted({t for term in series.terms for t in term}, key=sort_key))
@@ -325,13 +388,25 @@ class NetworkField:
         """Check the inputs once per parameter structure; return float64 parameters."""
         return check_inputs(self.loss_fn, params, batch, self.blocks, self._checked)
 
+    def bound(self, params):
+        """``(field, arrays)``: this field, or the one of the :class:`BoundLoss` when
+        ``params`` is a model with non-array leaves (an equinox module)."""
+        loss_fn, arrays = split_model(self.loss_fn, params)
+        if loss_fn is self.loss_fn:
+            return self, arrays
+        return _cached_field(self.series, loss_fn, *self._frozen), arrays
+
     def __call__(self, params, batch, lr, order=None):
-        params = self.prepare(params, batch)
-        return self._field(params, batch, self.weights(lr, order))
+        """The field at ``params``; for a model with non-array leaves, the arrays' field
+        (``None`` at the held leaves, as ``eqx.filter_grad`` returns)."""
+        field, params = self.bound(params)
+        params = field.prepare(params, batch)
+        return field._field(params, batch, field.weights(lr, order))
 
     def terms(self, params, batch):
         """The tuple :math:`(f_0, \\dots, f_p)` at ``params``, each a pytree like ``params``."""
-        return self._terms(self.prepare(params, batch), batch)
+        field, params = self.bound(params)
+        return field._terms(field.prepare(params, batch), batch)
 
 
 def network_field(cf, loss_fn, hyper=None) -> NetworkField:
