@@ -8,6 +8,8 @@ import time
 import sympy as sp
 
 import symflow as sf
+from symflow import SymflowError
+from symflow._core._files import check_figure_path
 
 from ._ode._plot import plot_trajectories
 from ._ode._verify import verify_order
@@ -21,12 +23,19 @@ def demo(out_dir="symflow-demo", echo=print):
     2. Verify the orders 0..3 numerically (slopes 1..4) on a ladder of learning rates.
     3. Draw GD's iterates at a large learning rate over the loss contours with the
        order-0, 1 and 2 flows through them.
+
+    The figures are written through temporary files, renamed when complete.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     out = pathlib.Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SymflowError(f"got out_dir='{out}', which is a file; give a folder for the "
+                           "figures (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("verify_order.png", "trajectories.png"):  # checked before the work
+        check_figure_path(out / name, "out_dir")
     x, y = sp.symbols("x y")
     loss = (x * y - 1) ** 2 / 2
     start = time.perf_counter()

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ._core._errors import SymflowError
+from ._core._files import check_figure_path
 from ._core._parse import parse_expression, parse_symbols
 from ._engine._modified import modified_equation
 from .optimizers import (
@@ -55,6 +56,13 @@ def _builtin(args, names):
 
 def _optimizer(args, params, hypers):
     names = {str(s): s for s in hypers}
+    for flag, value, takes in (("--opt-args", getattr(args, "opt_args", None), BUILTIN),
+                               ("--update", getattr(args, "update", None), ("custom",))):
+        if value and args.optimizer not in takes:
+            raise SymflowError(f"got {flag} {value!r} with --optimizer {args.optimizer}, which "
+                               f"takes no {flag}; drop it, or choose "
+                               + ("a built-in optimizer (" + ", ".join(BUILTIN) + ")"
+                                  if flag == "--opt-args" else "--optimizer custom"))
     if args.optimizer == "gd":
         return GD()
     if args.optimizer in BUILTIN:
@@ -104,21 +112,32 @@ def _floats(text, what):
 def cmd_derive(args):
     loss, params, hypers, _, opt = _problem(args)
     me = modified_equation(opt, loss, params, args.order, hyper=hypers)
+    me.modified_loss  # noqa: B018 -- asked for: printing shows only what is computed
     print(me.latex() if args.latex else me)
 
 
+def _orders(text):
+    """``--orders 0,1,2`` as whole numbers (``1.5`` is refused, not read as 1)."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if not items or not all(v.isascii() and v.isdigit() for v in items):
+        raise SymflowError(f"got --orders {text!r}; give comma-separated whole numbers "
+                           ">= 0, e.g. 0,1,2")
+    return [int(v) for v in items]
+
+
 def cmd_verify(args):
+    out = check_figure_path(args.out, "--out") if args.out else None  # before the work
     import solvers as sv
 
     loss, params, hypers, values, opt = _problem(args)
-    orders = [int(o) for o in _floats(args.orders, "--orders")]
+    orders = _orders(args.orders)
     rep = sv.verify_order(opt, loss, params, x0=_floats(args.x0, "--x0"),
                           lrs=_floats(args.lrs, "--lrs"), T=args.T, orders=orders,
                           hyper=values, progress=True)
     print(rep)
-    if args.out:
-        rep.plot(args.out)
-        print(f"figure written to {args.out}")
+    if out:
+        rep.plot(out)
+        print(f"figure written to {out}")
     return 0 if rep.passed() else 1
 
 
@@ -169,6 +188,9 @@ def main(argv=None) -> int:
     except SymflowError as err:
         print(f"symflow {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's code for SIGINT
+        print(f"symflow {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -30,6 +30,7 @@ import numpy as np
 import sympy as sp
 
 from symflow import SymflowError
+from symflow._core._table import Table, TableDisplay
 
 
 def _sqrt_psd(S):
@@ -105,8 +106,8 @@ def gaussian_divergences(mu1, Sigma1, mu2, Sigma2) -> dict:
     return {k: float(v) for k, v in _divergences_jit(mu1, S1, mu2, S2).items()}
 
 
-@dataclasses.dataclass(frozen=True)
-class GaussianComparison:
+@dataclasses.dataclass(frozen=True, repr=False)
+class GaussianComparison(TableDisplay):
     """An ensemble of ``n`` samples in ``d`` dimensions against the law ``N(mean, cov)``.
 
     ``kl`` is :math:`\\mathrm{KL}(\\hat p\\Vert p)` of the fitted law :math:`\\hat p`,
@@ -128,6 +129,14 @@ class GaussianComparison:
     def kl_excess(self) -> float:
         """``kl / kl_noise``: about 1 when the samples come from the law, large otherwise."""
         return self.kl / self.kl_noise
+
+    def _table(self) -> Table:
+        rows = [["KL(fit || law)", f"{self.kl:.4g}"],
+                ["KL from sampling noise alone, d(d+3)/(4n)", f"{self.kl_noise:.3g}"],
+                ["ratio", f"{self.kl_excess:.3g}"],
+                ["Bhattacharyya", f"{self.bhattacharyya:.4g}"], ["W2", f"{self.w2:.4g}"]]
+        return Table(["divergence", "value"], rows,
+                     f"{self.n} samples in {self.d} dimensions vs the Gaussian law")
 
     def __str__(self) -> str:
         return (f"{self.n} samples in {self.d} dimensions vs the Gaussian law: "

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from symflow import SymflowError
+from symflow._core._files import save_figure
+from symflow._core._table import Table, TableDisplay
 from symflow._claims._penalty import HOLDING_NORMS, NORMS
 from symflow._core._progress import progress_bar
 
@@ -288,8 +290,8 @@ def random_architectures(n, seed=0, max_depth=5, max_width=64):
     return widths
 
 
-@dataclasses.dataclass
-class PenaltyStudy:
+@dataclasses.dataclass(repr=False)
+class PenaltyStudy(TableDisplay):
     """Results of :func:`penalty_study`: one row per network.
 
     ``ratio[i, k]`` is rhs/lhs of network ``i`` for ``norms[k]`` (``inf`` where lhs = 0:
@@ -366,6 +368,19 @@ class PenaltyStudy:
                     f"{sl['submultiplicative']:.3g}")
         return "\n".join(rows)
 
+    def _table(self) -> Table:
+        viol, q = self.violations(), self.quantiles()
+        rows = []
+        for k in self.norms:
+            lo = self.step_losses(k, np.nanmin)
+            rows.append([k, "holds" if k in HOLDING_NORMS else "fails", f"{viol[k]}"]
+                        + [f"{v:.4g}" for v in q[k]]
+                        + [f"{lo['cauchy_schwarz']:.3g}", f"{lo['submultiplicative']:.3g}"])
+        lines = self.table().split("\n")
+        return Table(["norm", "claim", "violations", "min rhs/lhs", "1%", "median", "99%",
+                      "min step-3 factor", "min step-4 factor"], rows, lines[0],
+                     [lines[-1].strip()])
+
     def __str__(self) -> str:
         return self.table()
 
@@ -391,7 +406,7 @@ class PenaltyStudy:
                      "|grad_theta f|^2   (blue: norms that dominate the spectral norm)",
                      fontsize=10)
         if path:
-            fig.savefig(path, dpi=120)
+            save_figure(fig, path, dpi=120)
         return fig
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import sympy as sp
 
 from symflow import SymflowError
+from symflow._core._files import save_figure
+from symflow._core._table import Table, TableDisplay
 from symflow._claims._smooth import read_function, smooth
 
 
@@ -45,8 +47,8 @@ def _slope(widths, err) -> float:
     return float(np.polyfit(np.log(widths[ok]), np.log(err[ok]), 1)[0])
 
 
-@dataclasses.dataclass
-class SmoothingError:
+@dataclasses.dataclass(repr=False)
+class SmoothingError(TableDisplay):
     """Errors of :math:`f_s` against :math:`f` for a ladder of widths (see the module doc).
 
     ``sup[i]`` and ``l1[i]`` belong to ``widths[i]``; ``slope_sup`` and ``slope_l1`` are the
@@ -69,6 +71,12 @@ class SmoothingError:
         rows += [f"  {w:8.4g}   {a:14.6g}  {b:14.6g}" for w, a, b in
                  zip(self.widths, self.sup, self.l1)]
         return "\n".join(rows)
+
+    def _table(self) -> Table:
+        rows = [[f"{w:.4g}", f"{a:.6g}", f"{b:.6g}"]
+                for w, a, b in zip(self.widths, self.sup, self.l1)]
+        rows.append(["slope", f"{self.slope_sup:.3f}", f"{self.slope_l1:.3f}"])
+        return Table(["width s", "sup |f_s - f|", "L1 |f_s - f|"], rows, self.label)
 
     def __str__(self) -> str:
         return self.table()
@@ -94,7 +102,7 @@ class SmoothingError:
         axes[1].set_ylabel("|f_s - f|")
         axes[1].legend(fontsize=8)
         if path:
-            fig.savefig(path, dpi=120)
+            save_figure(fig, path, dpi=120)
         return fig
 
 

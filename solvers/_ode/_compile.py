@@ -10,6 +10,7 @@ expression twice costs nothing and jitted callers are reused.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax.numpy as jnp
 import sympy as sp
@@ -18,6 +19,7 @@ from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.numpy import JaxPrinter
 
 from symflow import SymflowError
+from symflow._core._guard import check_symbolic
 
 
 class UnsupportedFunctionError(SymflowError):
@@ -60,6 +62,7 @@ def vector_function(matrix, params, extra=()):
         >>> f(jnp.array([1.0, 0.0]), jnp.array([2.0]))
         Array([0., 1.], dtype=float64)
     """
+    check_symbolic(matrix=matrix, params=params, extra=extra)
     matrix = sp.ImmutableMatrix(matrix)
     params, extra = tuple(params), tuple(extra)
     fn = _lambdified(matrix, params + extra)
@@ -88,4 +91,15 @@ def hyper_vector(symbols, values) -> jnp.ndarray:
             f"no numeric value for the hyperparameter(s) {', '.join(missing)}; pass "
             f"hyper={{{', '.join(repr(m) + ': ...' for m in missing)}}}"
         )
-    return jnp.array([float(by_name[str(s)]) for s in symbols], dtype=jnp.float64)
+    out = []
+    for s in symbols:
+        value = by_name[str(s)]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise SymflowError(f"got hyper[{str(s)!r}]={value!r}; hyperparameter values must "
+                               "be finite numbers")
+        out.append(number)
+    return jnp.array(out, dtype=jnp.float64)

@@ -20,7 +20,7 @@ import sympy as sp
 from symflow import ModifiedEquation, StateModifiedEquation, SymflowError
 
 from ._compile import hyper_vector, vector_function
-from ._iterate import as_start, check_lr
+from ._iterate import as_start, check_lr, check_saved_memory
 
 MAX_STEPS = 100_000
 
@@ -145,7 +145,10 @@ def solve_flow(me, x0, lr, n_steps, order=None, hyper=None, stiff=False,
     step = flow_step(me, check_lr(lr))
     flow = compiled_flow(me)
     if ts is None:
-        ts = step * np.arange(int(n_steps) + 1)
+        n_steps = int(n_steps)
+        check_saved_memory(n_steps + 1, len(me.params), "solve_flow",
+                           "save fewer times (ts=...)")
+        ts = step * np.arange(n_steps + 1)
     ts = jnp.asarray(ts, dtype=jnp.float64)
     y0, w, hv = as_start(x0, me.params), flow.weights(step, order), hyper_vector(flow.hyper, hyper)
     ys, ok = flow.solver(stiff, rtol, atol)(y0, ts, w, hv)

@@ -3,6 +3,7 @@ r"""Run the real optimizer: the same symbolic map as the derivation, compiled to
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._guard import check_symbolic, to_sympy
 
 from ._compile import hyper_vector, vector_function
 
@@ -102,6 +104,39 @@ def check_lr(lr) -> float:
     return float(lr)
 
 
+#: Iterates beyond this size count as diverged (their squares would overflow float64).
+HUGE = 1e100
+#: The most memory that saved outputs (all iterates, all flow states) may take.
+MAX_SAVED_BYTES = 4 * 2**30
+
+
+def check_saved_memory(n_rows: int, width: int, what: str, fix: str) -> None:
+    """Refuse, with the figure, outputs of ``n_rows x width`` float64 values above
+    :data:`MAX_SAVED_BYTES` (``fix``: what to do instead), before anything is computed."""
+    need = 8 * int(n_rows) * max(int(width), 1)
+    if need > MAX_SAVED_BYTES:
+        raise SymflowError(
+            f"{what} would keep {n_rows:.3g} x {width} float64 values = {need / 1e9:.3g} GB "
+            f"(more at the peak), over the limit of {MAX_SAVED_BYTES / 1e9:.3g} GB; {fix}")
+
+
+def divergence(state, huge: float = HUGE):
+    """The index of the first row of ``state`` (rows: steps) that is not finite or exceeds
+    ``huge`` in size, or ``None`` when every row is fine."""
+    state = np.asarray(state)
+    bad = ~np.all(np.isfinite(state) & (np.abs(state) <= huge), axis=-1)
+    if not np.any(bad):
+        return None
+    return int(np.argmax(np.atleast_1d(bad)))
+
+
+def check_on_divergence(on_divergence) -> str:
+    if on_divergence not in ("raise", "flag"):
+        raise SymflowError(f"got on_divergence={on_divergence!r}; use 'raise' (a clear error) "
+                           "or 'flag' (return the iterates as they are, with a warning)")
+    return on_divergence
+
+
 def check_steps(n, name: str = "n_steps", least: int = 0) -> int:
     """``n`` as an int, or a clear error unless it is a whole number ``>= least``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < least:
@@ -110,7 +145,7 @@ def check_steps(n, name: str = "n_steps", least: int = 0) -> int:
 
 
 def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
-            return_memory=False):
+            return_memory=False, on_divergence="raise"):
     r"""The iterates :math:`\theta_0, \dots, \theta_n` of ``optimizer`` (``lax.scan``).
 
     Returns an array of shape ``(n_steps + 1, d)`` (with the memory appended to each row
@@ -119,6 +154,11 @@ def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
     momentum and moment estimates) unless ``memory0`` is given, e.g. the invariant
     manifold ``me.manifold`` evaluated at ``x0`` (see :func:`manifold_memory`).
 
+    A run whose state stops being finite (or exceeds :data:`HUGE` in size) has diverged:
+    by default a :class:`~symflow.SymflowError` names the step; ``on_divergence="flag"``
+    returns the iterates as they are, with a ``RuntimeWarning``. All iterates are kept, so
+    runs whose iterates would take more than :data:`MAX_SAVED_BYTES` are refused up front.
+
     Example::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
@@ -126,11 +166,25 @@ def iterate(optimizer, loss, params, x0, lr, n_steps, hyper=None, memory0=None,
         >>> sv.iterate(sf.GD(), x**2 / 2, [x], x0=[1.0], lr=0.5, n_steps=2)[:, 0]
         Array([1.  , 0.5 , 0.25], dtype=float64)
     """
+    check_symbolic(loss=loss, params=params, x0=x0, lr=lr, hyper=hyper, memory0=memory0)
     params = tuple(params)
-    cmap = compiled_map(optimizer, sp.sympify(loss), params, tuple(sorted(map(str, hyper or ()))))
+    cmap = compiled_map(optimizer, to_sympy(loss, "loss"), params,
+                        tuple(sorted(map(str, hyper or ()))))
     n_steps = check_steps(n_steps)
+    check_on_divergence(on_divergence)
+    check_saved_memory(n_steps + 1, len(params) + len(cmap.memory), "iterate",
+                       "take fewer steps (every iterate is kept)")
     extra = cmap.extra(check_lr(lr), hyper)
-    ys = cmap.trajectory(cmap.start(as_start(x0, params), extra, memory0), extra, int(n_steps))
+    start = as_start(x0, params)
+    ys = cmap.trajectory(cmap.start(start, extra, memory0), extra, int(n_steps))
+    bad = divergence(ys)
+    if bad is not None:
+        message = (f"{optimizer!r} diverged at step {bad} of {n_steps} (lr = {lr}, x0 = "
+                   f"{list(map(float, start))}): the state is not finite or beyond {HUGE:g}")
+        if on_divergence == "raise":
+            raise SymflowError(message + "; use a smaller learning rate or fewer steps, or "
+                               "pass on_divergence='flag' to get the iterates anyway")
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     return ys if return_memory else ys[:, : cmap.n_params]
 
 
@@ -149,5 +203,5 @@ def manifold_function(me, lr, hyper=None):
         raise SymflowError(f"{me!r} has no memory manifold (the optimizer keeps no memory)")
     hyper_syms = tuple(sorted(me.manifold.free_symbols - set(me.params) - {sf.h}, key=str))
     f = vector_function(sp.ImmutableMatrix(me.manifold), me.params, (sf.h,) + hyper_syms)
-    extra = jnp.concatenate([jnp.array([float(lr)]), hyper_vector(hyper_syms, hyper)])
+    extra = jnp.concatenate([jnp.array([check_lr(lr)]), hyper_vector(hyper_syms, hyper)])
     return lambda theta: f(theta, extra)

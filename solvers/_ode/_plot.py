@@ -6,6 +6,7 @@ import numpy as np
 import sympy as sp
 
 from symflow import StateModifiedEquation, SymflowError
+from symflow._core._files import save_figure
 
 from ._compile import hyper_vector, vector_function
 from ._flow import flow_step, solve_flow
@@ -47,6 +48,7 @@ def plot_trajectories(me, x0, lr, n_steps, orders=None, hyper=None, ax=None, pat
     optimizer's own, scaled). Returns the figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import offset_copy
 
     theta, its, off, y0 = _runs(me, x0, lr, n_steps, hyper, memory0, zero_start)
     if len(theta) != 2:
@@ -65,8 +67,13 @@ def plot_trajectories(me, x0, lr, n_steps, orders=None, hyper=None, ax=None, pat
     consts = tuple(sorted(me.loss.free_symbols - set(theta), key=str))
     loss_fn = vector_function(sp.Matrix([me.loss]), theta, consts)
     zz = np.asarray(loss_fn(np.stack([gx, gy]), hyper_vector(consts, hyper)))[0]
-    levels = np.unique(np.quantile(zz, np.linspace(0.0, 1.0, 25) ** 2))
-    ax.contour(gx, gy, zz, levels=levels, cmap="Greys_r", linewidths=0.6, alpha=0.8)
+    # from the 1% quantile up: lower level sets of a narrow valley are thinner than the grid
+    # and came out as broken fragments that looked like dashes
+    levels = np.unique(np.quantile(zz, np.linspace(0.1, 1.0, 24) ** 2))
+    ax.contour(gx, gy, zz, levels=levels, cmap="Greys_r", linewidths=0.6, alpha=0.8,
+               linestyles="solid")
+    ax.plot([], [], "-", color="0.55", lw=0.6,
+            label="contours of the loss (darker: lower)")
     for p, ys in flows.items():
         ax.plot(ys[:, 0], ys[:, 1], "-", lw=1.6, zorder=3, label=f"order-{p} modified flow")
     start = ", memory on its manifold" if off is not None else f", h = {lr:g}"
@@ -77,9 +84,13 @@ def plot_trajectories(me, x0, lr, n_steps, orders=None, hyper=None, ax=None, pat
                 label="iterates from zero memory")
     ax.set_xlabel(str(theta[0]))
     ax.set_ylabel(str(theta[1]))
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title or f"{me.optimizer.name} at h = {lr:g}, {n_steps} steps: iterates "
+                 "(dots)\nand the truncated modified flows (lines) over the loss contours",
+                 fontsize=9)
+    # below the axes and their x label (inside, it covered the spirals and circles)
+    below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
+              ncol=2)
     if path:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig

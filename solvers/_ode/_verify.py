@@ -28,12 +28,22 @@ import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._files import save_figure
+from symflow._core._guard import check_symbolic, to_sympy
 from symflow._core._progress import progress_bar
+from symflow._core._table import Table, TableDisplay
 from symflow._core._validate import check_order
 
 from ._compile import hyper_vector
 from ._flow import compiled_flow, flow_step, unsolved
-from ._iterate import as_start, check_lr, compiled_map, declared, manifold_function
+from ._iterate import (
+    as_start,
+    check_lr,
+    compiled_map,
+    declared,
+    divergence,
+    manifold_function,
+)
 
 
 @dataclasses.dataclass
@@ -53,8 +63,8 @@ class Transient:
     memory_gap: np.ndarray
 
 
-@dataclasses.dataclass
-class VerifyReport:
+@dataclasses.dataclass(repr=False)
+class VerifyReport(TableDisplay):
     """Errors and fitted slopes of :func:`verify_order`.
 
     ``errors[p][i]`` is the global error of the order-``p`` flow at learning rate
@@ -107,6 +117,19 @@ class VerifyReport:
             rows.append(f"(slopes against the step {self.step_name})")
         return "\n".join(rows)
 
+    def _table(self) -> Table:
+        extra = self.step_name != "h"
+        header = ["lr"] + ([self.step_name] if extra else []) + [
+            f"order {p} error" for p in self.orders]
+        rows = [[f"{lr:.4g}"] + ([f"{self.steps[i]:.4g}"] if extra else [])
+                + [f"{self.errors[p][i]:.3e}" for p in self.orders]
+                for i, lr in enumerate(self.lrs)]
+        blank = [""] if extra else []
+        rows.append(["slope"] + blank + [f"{self.slopes[p]:.2f}" for p in self.orders])
+        rows.append(["expected"] + blank + [f"{p + 1}" for p in self.orders])
+        notes = str(self).split("\n")[1 + len(self.table().split("\n")):]
+        return Table(header, rows, f"verify_order: {self.optimizer}, T = {self.T:g}", notes)
+
     @property
     def offset_slope(self) -> float:
         """Log-log slope of :attr:`offsets` against ``h`` (about 1: the offset is O(h))."""
@@ -141,8 +164,9 @@ class VerifyReport:
         for p in self.orders:
             line, = ax.loglog(self.steps, self.errors[p], "o-",
                               label=f"order {p}: slope {self.slopes[p]:.2f}")
-            ref = self.errors[p][-1] * (self.steps / self.steps[-1]) ** (p + 1)
-            ax.loglog(self.steps, ref, ":", color=line.get_color(), alpha=0.7)
+            # the reference slope, drawn a factor 4 below the data so that both show
+            ref = self.errors[p][-1] / 4 * (self.steps / self.steps[-1]) ** (p + 1)
+            ax.loglog(self.steps, ref, ":", color=line.get_color(), lw=1.5)
         if self.offsets is not None:
             ax.loglog(self.steps, self.offsets, "s--", color="0.4", ms=4,
                       label=f"zero memory start: offset, slope {self.offset_slope:.2f}")
@@ -151,11 +175,15 @@ class VerifyReport:
         ax.set_xlabel("learning rate h" if self.step_name == "h" else f"step {self.step_name}")
         ax.set_ylabel(f"global error at t = {self.T:g}")
         ax.set_title(f"{self.optimizer}: global error of modified flows", fontsize=10)
-        ax.legend(title="dotted: slope p+1", fontsize=8)
+        ax.plot([], [], ":", color="0.3", lw=1.5, label="reference slope p + 1 (x 1/4)")
+        low, high = ax.get_ylim()
+        rows = len(self.orders) + 1 + (self.offsets is not None)
+        ax.set_ylim(low / (high / low) ** (0.09 * rows), high)
+        ax.legend(fontsize=8, loc="lower right")  # in the room made below the lines
         if self.transients and axes is not None and len(np.atleast_1d(axes)) == 2:
             self._plot_transients(axes[1])
         if path:
-            fig.savefig(path, dpi=120)
+            save_figure(fig, path, dpi=120)
         return fig
 
     def _plot_transients(self, ax):
@@ -184,15 +212,30 @@ def check_ladder(lrs, orders):
     orders = tuple(check_order(p) for p in orders)
     if not orders:
         raise SymflowError("got orders=[]; give at least one truncation order, e.g. [0, 1, 2]")
+    if len(set(orders)) != len(orders):
+        raise SymflowError(f"got orders={list(orders)}, with repeats; give each truncation "
+                           "order once, e.g. [0, 1, 2]")
     lrs = np.array(sorted((check_lr(lr) for lr in lrs), reverse=True))
     if len(lrs) < 2:
         raise SymflowError(f"got lrs={list(lrs)}; a slope needs at least two learning rates")
+    if np.any(np.isclose(lrs[1:], lrs[:-1], rtol=1e-9, atol=0.0)):
+        raise SymflowError(f"got lrs={list(map(float, lrs))}, with repeats; a slope needs "
+                           "distinct learning rates, e.g. halving ones [0.04, 0.02, 0.01]")
     return lrs, orders
+
+
+def check_horizon(T) -> float:
+    """``T`` as a float, or a clear error unless it is a positive finite number."""
+    if isinstance(T, bool) or not isinstance(T, (int, float, np.integer, np.floating)) or \
+            not np.isfinite(T) or not T > 0:
+        raise SymflowError(f"got T={T!r}; the final time must be a positive finite number")
+    return float(T)
 
 
 def step_count(T, step, name: str = "lr") -> int:
     """The number of steps ``n`` with ``n * step == T`` (``name``: what ``step`` is called
     in the message); a clear error when ``step`` does not divide ``T``."""
+    T = check_horizon(T)
     n = round(T / step)
     if n < 1 or not math.isclose(n * step, T, rel_tol=1e-9):
         raise SymflowError(
@@ -203,13 +246,8 @@ def step_count(T, step, name: str = "lr") -> int:
     return n
 
 
-#: Iterates beyond this size count as diverged (their squares would overflow float64).
-HUGE = 1e100
-
-
 def _diverged(optimizer, lr, start, state):
-    state = np.asarray(state)
-    if not np.all(np.isfinite(state)) or np.max(np.abs(state)) > HUGE:
+    if divergence(state) is not None:
         raise SymflowError(f"{optimizer!r} diverged at lr = {lr} from x0 = "
                            f"{list(map(float, start))}; use smaller learning rates")
 
@@ -256,6 +294,8 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         e.g. AdaGrad's :math:`w_0 = h^2 s_0`, held fixed as :math:`h` shrinks. By default
         the optimizer's own initial memory, scaled.
 
+    Notes
+    -----
     For an optimizer with memory the flows are the reduced ones, and the optimizer's
     memory starts on the invariant manifold :math:`M_h(x_0)` computed by the engine; the
     report's ``offsets`` and ``transients`` also show what the optimizer's own initial
@@ -270,10 +310,13 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         >>> {p: round(s) for p, s in rep.slopes.items()}
         {0: 1, 1: 2, 2: 3}
     """
+    check_symbolic(loss=loss, params=params, x0=x0, lrs=lrs, T=T, hyper=hyper, memory0=memory0)
     params = tuple(params)
     lrs, orders = check_ladder(lrs, orders)
+    T = check_horizon(T)
+    hyper_vector(tuple(hyper or ()), hyper)  # finite numbers, refused before any work
     names = tuple(sorted(map(str, hyper or ())))
-    loss = sp.sympify(loss)
+    loss = to_sympy(loss, "loss")
     cmap = compiled_map(optimizer, loss, params, names)
     if me is None:
         me = sf.modified_equation(optimizer, loss, params, max(orders),

@@ -18,13 +18,16 @@ how many paths are run together, on padding, or on the number of devices.
   histograms.)
 * **Divergence.** A path whose state stops being finite (or exceeds ``max_abs``) is
   recorded with the step it broke at; callers raise a clear report by default.
-* **Progress.** A ``tqdm`` bar over path-steps; long single-chunk runs are advanced in
-  segments so the bar moves (the result does not depend on the segmentation).
+* **Progress and interrupts.** A ``tqdm`` bar over path-steps. Each chunk is advanced in
+  compiled calls of at most :data:`CALL_WORK` state values, with at most one call queued
+  behind the running one, so the bar moves and a Ctrl-C stops the run promptly even for a
+  huge chunk (the result does not depend on the segmentation).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from symflow import SymflowError
 from symflow._core._progress import progress_bar as _bar
+from symflow._core._table import Table, TableDisplay
 from symflow._stochastic._sde import refuse_strings
 
 from .._ode._compile import vector_function
@@ -42,9 +46,14 @@ DEFAULT_CHUNK = 1 << 16
 #: Show a progress bar by default when a run has at least this many path-steps.
 PROGRESS_WORK = 2 * 10**8
 _PROGRESS_SEGMENTS = 20
+#: At most this many state values (paths x components x steps) are advanced per compiled
+#: call, so that one call stays short whatever the chunk size: a Ctrl-C (which Python sees
+#: only between calls) stops a run after the current call (seconds, not the whole chunk).
+#: The result does not depend on it.
+CALL_WORK = 2**25
 
 
-class Ensemble:
+class Ensemble(TableDisplay):
     r"""An ensemble of paths (or their streaming statistics) at the save times.
 
     Attributes
@@ -57,7 +66,8 @@ class Ensemble:
     stats : dict
         With ``stats=``: ``"count"`` (n_save,) paths still finite; ``"mean"`` (n_save, d);
         ``"second_moment"`` (n_save, d, d) :math:`\mathbb E[XX^\top]`; ``"phi"``
-        (n_save, k) :math:`\mathbb E\varphi(X)`.
+        (n_save, k) :math:`\mathbb E\varphi(X)`. Where no path is finite any more the
+        statistics are NaN (and a ``RuntimeWarning`` says so), never 0.
     diverged : ndarray of bool (n_paths,)
     diverged_at : ndarray (n_paths,)
         Time of the first non-finite state (NaN for finite paths).
@@ -68,6 +78,15 @@ class Ensemble:
     def __init__(self, ts, ys, stats, diverged, diverged_at, info):
         self.ts, self.ys, self.stats = ts, ys, stats
         self.diverged, self.diverged_at, self.info = diverged, diverged_at, info
+        empty = np.asarray(stats["count"]) == 0 if "count" in stats else \
+            np.full(len(ts), bool(diverged.size) and bool(diverged.all()))
+        if np.any(empty):
+            warnings.warn(
+                f"{self.diverged.sum()} of {self.n_paths} paths diverged and none is finite at "
+                f"t = {', '.join(f'{t:.4g}' for t in np.asarray(ts)[empty][:5])}"
+                f"{' ...' if empty.sum() > 5 else ''}: the statistics (mean, covariance, "
+                "phi) there are NaN. Reduce the step or the learning rate", RuntimeWarning,
+                stacklevel=3)
 
     @property
     def n_paths(self) -> int:
@@ -85,7 +104,8 @@ class Ensemble:
         """:math:`\\mathbb E X` at the save times, (n_save, d) (finite paths only)."""
         if "mean" in self.stats:
             return self.stats["mean"]
-        return self._finite_ys().mean(axis=0)
+        ys = self._finite_ys()
+        return ys.mean(axis=0) if len(ys) else np.full(ys.shape[1:], np.nan)
 
     def covariance(self) -> np.ndarray:
         """:math:`\\operatorname{Cov} X` at the save times, (n_save, d, d)."""
@@ -93,6 +113,8 @@ class Ensemble:
             m = self.stats["mean"]
             return self.stats["second_moment"] - m[:, :, None] * m[:, None, :]
         ys = self._finite_ys()
+        if not len(ys):
+            return np.full(ys.shape[1:] + ys.shape[-1:], np.nan)
         c = ys - ys.mean(axis=0)
         return np.einsum("pti,ptj->tij", c, c) / ys.shape[0]
 
@@ -114,6 +136,17 @@ class Ensemble:
 
     __repr__ = __str__
 
+    def _table(self) -> Table:
+        i = self.info
+        rows = [["paths", f"{self.n_paths}"], ["method", f"{i['method']}"],
+                ["dt", f"{i['dt']:.3g}"], ["steps", f"{i['n_steps']}"],
+                ["save times", f"{len(self.ts)}"],
+                ["kept", "paths" if self.ys is not None else "statistics"],
+                ["diverged", f"{self.diverged_fraction:.2%}"],
+                ["chunks, devices", f"{i['chunks']}, {i['devices']}"],
+                ["seconds", f"{i['seconds']:.2f}"]]
+        return Table(["quantity", "value"], rows, "ensemble")
+
 
 # -- input checks ------------------------------------------------------------------------------
 def check_start(x0, n_paths, d) -> np.ndarray:
@@ -126,15 +159,13 @@ def check_start(x0, n_paths, d) -> np.ndarray:
         arr = np.asarray(x0, dtype=float)
     except (TypeError, ValueError):
         raise SymflowError(f"got x0={x0!r}; give {d} numbers") from None
-    if arr.shape == (d,):
-        arr = np.broadcast_to(arr, (int(n_paths), d))
-    if arr.shape != (int(n_paths), d):
+    if arr.shape not in ((d,), (int(n_paths), d)):
         raise SymflowError(f"got x0 of shape {np.shape(x0)}; give {d} numbers (one start "
                            f"for every path) or an array ({n_paths}, {d})")
-    if not np.all(np.isfinite(arr)):
+    if not np.all(np.isfinite(arr)):  # before broadcasting: one start is checked once
         raise SymflowError(f"got a non-finite x0 ({np.asarray(x0).ravel()[:6]}); every "
                            "starting value must be a finite number")
-    return arr
+    return arr if arr.ndim == 2 else np.broadcast_to(arr, (int(n_paths), d))
 
 
 def check_chunk_size(chunk_size) -> int:
@@ -311,6 +342,7 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
     if show and n_steps >= _PROGRESS_SEGMENTS:
         bounds |= {round(n_steps * s / _PROGRESS_SEGMENTS) for s in range(1, _PROGRESS_SEGMENTS)}
     bounds = sorted(bounds)
+    per_call = max(1, CALL_WORK // (chunk * d))
     bound = jnp.float64(np.inf if max_abs is None else max_abs)
     path_sharding = row_sharding(sharding)
     ys = None if stats else np.empty((n_paths, len(save_idx), d))
@@ -330,12 +362,16 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
                 x = jax.device_put(x, sharding)
                 fb = jax.device_put(fb, path_sharding)
                 valid = jax.device_put(valid, path_sharding)
-            ckey, k = jax.random.fold_in(key, c), 0
+            ckey, k, previous = jax.random.fold_in(key, c), 0, None
             for b in bounds:
-                if b > k:
-                    x, fb = advance(x, fb, ckey, jnp.int32(k), jnp.int32(b), args, bound)
-                    bar.update(b - k)
-                    k = b
+                while b > k:  # calls of at most per_call steps
+                    k1 = min(b, k + per_call)
+                    x, fb = advance(x, fb, ckey, jnp.int32(k), jnp.int32(k1), args, bound)
+                    if previous is not None:  # one call queued behind the running one;
+                        previous.block_until_ready()  # Ctrl-C is seen after this wait
+                    previous = fb
+                    bar.update(k1 - k)
+                    k = k1
                 for s in slots.get(b, ()):
                     if stats:
                         out = jax.tree_util.tree_map(np.asarray, summary(x, valid, fb))
@@ -355,7 +391,7 @@ def run_ensemble(cache: dict, cache_key, step_factory, start, key, save_idx, n_s
 def combine_sums(sums, stats, has_phi):
     """Per-save sums over paths -> means (``count`` paths still finite)."""
     count = np.array([s["count"] for s in sums], dtype=float)
-    den = np.maximum(count, 1.0)
+    den = np.where(count > 0, count, np.nan)  # no finite path left: NaN, not 0
     out = {"count": count, "mean": np.stack([s["sum"] for s in sums]) / den[:, None]}
     if "second_moment" in stats:
         out["second_moment"] = np.stack([s["outer"] for s in sums]) / den[:, None, None]

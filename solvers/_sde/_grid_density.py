@@ -27,6 +27,8 @@ import sympy as sp
 from scipy.special import kolmogorov
 
 from symflow import SymflowError
+from symflow._core._files import save_figure
+from symflow._core._table import Table, TableDisplay
 from symflow._stochastic._fokker_planck import StationaryDensity
 
 from .._ode._compile import hyper_vector, vector_function
@@ -132,16 +134,23 @@ class GridDensity:
         return float(tv), float(floor)
 
     def plot(self, ax=None, **kwargs):
-        """The density (1-D curve, or 2-D filled contours) on ``ax``."""
+        """The density (1-D curve, or 2-D contour lines) on ``ax``, with axis labels."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
         if self.dim == 1:
             ax.plot(self.centers[0], self.values, **{"lw": 2, "label": self.label, **kwargs})
+            labels = (self.names[0], "density")
         else:
             cx, cy = self.centers
             ax.contour(cx, cy, self.values.T, levels=8, **{"cmap": "viridis", **kwargs})
+            labels = self.names
+            if not ax.get_title():
+                ax.set_title(f"{self.label} (contour lines)", fontsize=10)
+        if not ax.get_xlabel() and not ax.get_ylabel():  # keep the caller's labels
+            ax.set_xlabel(str(labels[0]))
+            ax.set_ylabel(str(labels[1]))
         return ax
 
     def __repr__(self) -> str:
@@ -224,8 +233,8 @@ def density_on_grid(density, bounds, cells=400, hyper=None, lr=None) -> GridDens
     return GridDensity(edges, values, [str(p) for p in params], "stationary density")
 
 
-@dataclasses.dataclass
-class StationaryReport:
+@dataclasses.dataclass(repr=False)
+class StationaryReport(TableDisplay):
     """Distances of sample sets from a reference density (see :func:`compare_stationary`)."""
 
     density: GridDensity
@@ -244,6 +253,18 @@ class StationaryReport:
             tv, floor = self.tv[name]
             rows.append(f"{name:16s} {len(pts):7d}{cells} {tv:7.4f} {floor:7.4f}")
         return "\n".join(rows)
+
+    def _table(self) -> Table:
+        names = self.density.names
+        header = ["sample", "n"] + [c for n in names for c in (f"KS {n}", "p")] + ["TV",
+                                                                              "TV noise floor"]
+        rows = []
+        for name, pts in self.samples.items():
+            ks = [self.ks[name]] if self.density.dim == 1 else self.ks[name]
+            tv, floor = self.tv[name]
+            rows.append([name, f"{len(pts)}"] + [c for d, p in ks for c in (f"{d:.4f}", f"{p:.3f}")]
+                        + [f"{tv:.4f}", f"{floor:.4f}"])
+        return Table(header, rows, f"distances from the {self.density.label}")
 
     def __str__(self) -> str:
         return f"distances from the {self.density.label}\n{self.table()}"
@@ -266,7 +287,7 @@ class StationaryReport:
             ax.set_xlabel(self.density.names[k])
             ax.legend(fontsize=7)
         if path:
-            axes[0].figure.savefig(path, dpi=120)
+            save_figure(axes[0].figure, path, dpi=120)
         return axes[0].figure
 
 

@@ -55,6 +55,7 @@ from symflow import SymflowError
 from symflow._stochastic._sde import SDE
 
 from .._ode._compile import vector_function
+from .._ode._iterate import check_saved_memory
 from ._ensemble import (
     DEFAULT_CHUNK,
     Ensemble,
@@ -77,6 +78,9 @@ from ._normals import normal_rows
 
 SOLVERS = ("euler", "heun", "sra1")
 ADAPTIVE_SOLVERS = ("spark", "heun")
+#: The most paths per compiled call on the adaptive path (each may take up to ``max_steps``
+#: steps), so that a Ctrl-C, seen between calls, stops the run promptly.
+ADAPTIVE_CHUNK = 1 << 12
 
 
 # -- compiled SDEs ---------------------------------------------------------------------------
@@ -159,6 +163,12 @@ def constant_values(sde: SDE, hyper=None, lr=None) -> jnp.ndarray:
     """Numbers for the SDE's constants (``h`` from ``lr`` or ``hyper``), in order."""
     values = {str(k): val for k, val in (hyper or {}).items()}
     if lr is not None:
+        try:
+            lr_value = float(lr)
+        except (TypeError, ValueError):
+            lr_value = float("nan")
+        if isinstance(lr, (str, bool)) or not lr_value > 0 or not np.isfinite(lr_value):
+            raise SymflowError(f"got lr={lr!r}; the learning rate must be a positive number")
         if "h" in values and float(values["h"]) != float(lr):
             raise SymflowError(f"got lr={lr} and hyper['h']={values['h']}; give one")
         values["h"] = lr
@@ -170,9 +180,15 @@ def constant_values(sde: SDE, hyper=None, lr=None) -> jnp.ndarray:
             + (" (or lr=... for h)" if "h" in missing else ""))
     out = []
     for c in sde.constants:
-        val = float(values[str(c)])
+        try:
+            val = float(values[str(c)])
+        except (TypeError, ValueError):
+            val = float("nan")
         if not np.isfinite(val):
             raise SymflowError(f"got {c}={values[str(c)]}; constants must be finite numbers")
+        if str(c) == "h" and not val > 0:
+            raise SymflowError(f"got h={values['h']} (lr); the learning rate must be a "
+                               "positive number")
         out.append(val)
     return jnp.array(out, dtype=jnp.float64)
 
@@ -290,6 +306,9 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
         several chunks on the adaptive path).
     chunk_size : int
         Paths per chunk; the result depends on it (keys are per chunk), not on the devices.
+        A chunk is advanced in short compiled calls (``CALL_WORK`` state values each), so
+        that Ctrl-C stops a run promptly; the adaptive path, whose keys are per path, runs
+        at most ``ADAPTIVE_CHUNK`` paths per call.
     devices : None, int or list of devices
         Shard the paths over these devices (default: all of ``jax.devices()``).
     on_divergence : "raise" or "flag"
@@ -326,12 +345,17 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
     cv = constant_values(sde, hyper, lr)
     n_steps = max(1, int(math.ceil(T / dt - 1e-9)))
     dt_eff = T / n_steps
+    if not stats:
+        check_saved_memory(n_paths * len(save_times(save_at, T)), sde.dim, "simulate_sde",
+                           "keep statistics instead (stats=['mean', 'second_moment'] or "
+                           "phi=...), or save fewer times or paths")
     t0 = time.perf_counter()
     if adaptive:
         if solver not in ADAPTIVE_SOLVERS:
             raise SymflowError(f"got solver={solver!r} with adaptive=True; adaptive solvers "
                                f"are {ADAPTIVE_SOLVERS}")
         ts = np.minimum(save_times(save_at, T), T)
+        chunk_size = min(chunk_size, ADAPTIVE_CHUNK)  # short calls; keys are per path
         ys, st, first_time = _adaptive(csde, start, T, key, dt, ts, cv, solver, rtol, atol,
                                        max_steps, stats, phi_fn, progress, chunk_size, devices)
     else:

@@ -27,6 +27,9 @@ import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._files import save_figure
+from symflow._core._table import Table, TableDisplay
+from symflow._core._guard import to_sympy
 from symflow._stochastic._sde import refuse_strings
 
 from .._ode._compile import hyper_vector
@@ -36,8 +39,8 @@ from ._sde import simulate_sde
 from ._sgd_run import run_sgd
 
 
-@dataclasses.dataclass
-class WeakErrorReport:
+@dataclasses.dataclass(repr=False)
+class WeakErrorReport(TableDisplay):
     r"""Weak errors and their log-log slopes (see :func:`weak_error`).
 
     ``errors[p][i]`` is :math:`|\mathbb E\varphi(\text{SGD}_n) - \mathbb E\varphi(X_{nh})|`
@@ -77,6 +80,19 @@ class WeakErrorReport:
                                                      for p in self.orders))
         return "\n".join(rows)
 
+    def _table(self) -> Table:
+        mc = self.method != "exact"
+        header = ["h", "E phi(SGD)"] + [f"order-{p} error" + (" (± s.e.)" if mc else "")
+                                        for p in self.orders]
+        rows = [[f"{lr:.4g}", f"{self.sgd[i]:.8g}"]
+                + [f"{self.errors[p][i]:.3e}" + (f" ± {self.stderr[p][i]:.1e}" if mc else "")
+                   for p in self.orders] for i, lr in enumerate(self.lrs)]
+        rows.append(["slope", ""] + [f"{self.slopes[p]:.2f}" for p in self.orders])
+        rows.append(["expected", ""] + [f"{p}" for p in self.orders])
+        title = (f"weak error of the SME against {self.label}, phi = {self.phi}, "
+                 f"T = {self.T:g} ({self.method})")
+        return Table(header, rows, title, str(self).split("\n")[len(self.table().split("\n")) + 1:])
+
     def __str__(self) -> str:
         text = (f"weak error of the SME against {self.label}, phi = {self.phi}, T = {self.T:g} "
                 f"({self.method})\n{self.table()}")
@@ -111,7 +127,7 @@ class WeakErrorReport:
         ax.set_title(f"weak error, {self.label} ({self.method})", fontsize=10)
         ax.legend(title="dotted: slope p", fontsize=8)
         if path:
-            fig.savefig(path, dpi=120)
+            save_figure(fig, path, dpi=120)
         return fig
 
 
@@ -178,6 +194,9 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         raise SymflowError(f"got lrs={lrs!r}; give at least two positive learning rates") from None
     if len(lrs) < 2 or np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
         raise SymflowError(f"got lrs={list(lrs)}; give at least two positive learning rates")
+    if np.any(np.isclose(lrs[1:], lrs[:-1], rtol=1e-9, atol=0.0)):
+        raise SymflowError(f"got lrs={list(lrs)}, with repeats; a slope needs distinct "
+                           "learning rates")
     if isinstance(T, bool) or not isinstance(T, (int, float)) or not np.isfinite(T) or T <= 0:
         raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
     steps = [step_count(T, lr) for lr in lrs]
@@ -190,7 +209,7 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
                            f"order in orders={list(orders)}")
     state = sdes[orders[0]].params
     refuse_strings(phi, "phi")
-    phi = sp.sympify(phi)
+    phi = to_sympy(phi, "phi")
     x0 = check_start(x0, 1, len(state))[0]
     if method == "exact":
         sgd, sde, se = _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper)

@@ -46,6 +46,7 @@ def test_noise_model_form_and_bad_input():
                 x0=[0.5, -0.5], lrs=LRS, T=1.0)
     for change, match in [(dict(orders=[3]), "orders"), (dict(method="mc"), "method"),
                           (dict(lrs=[0.3, 0.7]), "divide"), (dict(lrs=[0.1]), "two"),
+                          (dict(lrs=[0.1, 0.05, 0.1]), "distinct"),
                           (dict(phi=w**3), "monte_carlo"), (dict(x0=[np.nan, 0]), "x0"),
                           (dict(T=float("nan")), "T="), (dict(lrs=["a", 0.1]), "lrs"),
                           (dict(phi="w**2"), "parse_expression")]:
