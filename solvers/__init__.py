@@ -8,8 +8,9 @@ Importing solvers turns on ``jax_enable_x64`` for the whole process.
 ...                       lrs=[0.04, 0.02, 0.01, 0.005], T=1.0)
 >>> print(rep.table())  # doctest: +SKIP
 
-The layers, bottom up: ``_ode``, then ``_sde``, ``_networks`` and ``_claims`` side by side,
-then the demo (README, "Layout").
+The layers, bottom up: ``_ode``, then ``_sde`` and ``_claims`` side by side, then
+``_networks`` (its SGD-noise ensembles reuse ``_sde``'s runner), then the demo (README,
+"Layout").
 """
 
 import jax
@@ -29,13 +30,16 @@ from ._sde._fokker_planck_numeric import solve_fokker_planck  # noqa: E402
 from ._sde._grid_density import (GridDensity, StationaryReport, compare_stationary,  # noqa: E402
                                  density_on_grid)
 from ._sde._sde import simulate_sde  # noqa: E402
-from ._sde._sgd_run import run_sgd  # noqa: E402
 from ._sde._weak_error import WeakErrorReport, weak_error  # noqa: E402
 
 # networks: coordinate-free fields on JAX models
 from ._networks._implicit_reg import ImplicitRegularization, implicit_regularization  # noqa: E402
 from ._networks._mlp import count_params, mlp_apply, mlp_init, mse_loss, toy_regression  # noqa: E402
 from ._networks._network_run import NetworkOptimizer, network_optimizer  # noqa: E402
+from ._networks._network_sde import simulate_network_sde  # noqa: E402
+from ._networks._network_sgd import run_sgd  # noqa: E402  (symbolic datasets and networks)
+from ._networks._network_sme import NetworkSME, network_sme  # noqa: E402
+from ._networks._network_stats import NetworkEnsemble  # noqa: E402
 from ._networks._network_verify import solve_network_flow, verify_order_network  # noqa: E402
 from ._networks._path_kernel import PathKernel, path_kernel  # noqa: E402
 from ._networks._sharpness import sharpness  # noqa: E402
@@ -47,6 +51,10 @@ from ._claims._gaussian_compare import (GaussianComparison, compare_to_gaussian,
 from ._claims._penalty_check import (PenaltyStudy, check_penalty,  # noqa: E402
                                      check_penalty_batch, penalty_study)
 from ._claims._smooth_error import SmoothingError, smoothing_error  # noqa: E402
+from ._claims._matrix_completion import (CompletionStudy, completion_problem,  # noqa: E402
+                                         completion_study, deep_completion, effective_rank,
+                                         nuclear_norm_completion)
+from ._claims._ssl_run import SSLRun, ssl_run  # noqa: E402
 
 # the demo
 from ._demo import demo  # noqa: E402
@@ -64,11 +72,13 @@ __all__ = [
     "NetworkField", "network_field", "manifold_fields", "NetworkOptimizer", "network_optimizer",
     "solve_network_flow", "verify_order_network", "ImplicitRegularization",
     "implicit_regularization", "sharpness", "PathKernel", "path_kernel", "count_params",
-    "mlp_apply", "mlp_init", "mse_loss", "toy_regression",
+    "mlp_apply", "mlp_init", "mse_loss", "toy_regression", "NetworkSME", "network_sme",
+    "simulate_network_sde", "NetworkEnsemble",
     # the seeds' claims
     "PenaltyStudy", "check_penalty", "check_penalty_batch", "penalty_study",
     "GaussianComparison", "compare_to_gaussian", "gaussian_divergences", "SmoothingError",
-    "smoothing_error",
+    "smoothing_error", "CompletionStudy", "completion_problem", "completion_study",
+    "deep_completion", "effective_rank", "nuclear_norm_completion", "SSLRun", "ssl_run",
     # demo
     "demo",
 ]
