@@ -22,7 +22,7 @@ from sympy.polys.rings import ring
 from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr, poly_potential
 from ._jets import NotJetExpressible, expand_with_jets, split_by_h
-from ._rings import coefficient_domains, ring_inverse, ring_sqrt, ring_to_expr
+from ._rings import RingArithmetic, coefficient_domains, ring_to_expr
 
 _CONVERSION_ERRORS = (ValueError, TypeError, sp.PolynomialError,
                       sp.polys.polyerrors.CoercionFailed)
@@ -68,7 +68,7 @@ class ExprAlgebra:
         return expr_potential(vec, self.params)
 
 
-class PolyAlgebra(ExprAlgebra):
+class PolyAlgebra(RingArithmetic, ExprAlgebra):
     r"""Scalars are elements of a sparse polynomial ring in the parameters."""
 
     kind = "polynomial"
@@ -78,23 +78,11 @@ class PolyAlgebra(ExprAlgebra):
         self.ring, *self.gens = ring(self.params, domain)
         self.zero = self.ring.zero
 
-    def from_expr(self, expr):
-        return self.ring(expr)
-
-    def const(self, value):
-        return self.ring(value)
-
     def diff(self, a, i):
         return a.diff(self.gens[i])
 
-    def is_zero(self, a) -> bool:
-        return not a
-
     def to_expr(self, a):
         return ring_to_expr(a, self.post)
-
-    inverse = staticmethod(lambda a: ring_inverse(a))
-    sqrt = staticmethod(lambda a: ring_sqrt(a))
 
     def is_gradient(self, vec) -> bool:
         asym = [self.diff(vec[i], j) - self.diff(vec[j], i)

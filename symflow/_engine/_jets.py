@@ -31,7 +31,7 @@ from .._core._gradient import (
     numerically_nonzero,
     random_points,
 )
-from ._rings import restore_inverses, ring_inverse, ring_sqrt, ring_to_expr
+from ._rings import RingArithmetic, restore_inverses, ring_to_expr
 
 
 class NotJetExpressible(Exception):
@@ -58,7 +58,7 @@ def _plus(a, b):
     return tuple(x + y for x, y in zip(a, b))
 
 
-class JetAlgebra:
+class JetAlgebra(RingArithmetic):
     """Scalars are polynomials in the parameters and the jets :math:`L_\\alpha`."""
 
     kind = "jet"
@@ -85,21 +85,6 @@ class JetAlgebra:
         self._derivs = {}
 
     # -- arithmetic -------------------------------------------------------------------
-    def from_expr(self, expr):
-        return self.ring(expr)
-
-    def const(self, value):
-        return self.ring(value)
-
-    def is_zero(self, a) -> bool:
-        return not a
-
-    def inverse(self, a):
-        return ring_inverse(a)
-
-    def sqrt(self, a):
-        return ring_sqrt(a)
-
     def gradient_jets(self):
         """The gradient column :math:`(L_{e_1}, \\dots, L_{e_d})` as ring elements."""
         return [self.gens[self.index[_unit(self.dim, i)]] for i in range(self.dim)]

@@ -34,10 +34,11 @@ from .._core._gradient import (
     random_points,
 )
 from ._jets import _plus, _unit, multi_indices
+from ._rings import RingArithmetic
 from ._series import NotExpressible
 
 
-class RationalJetAlgebra:
+class RationalJetAlgebra(RingArithmetic):
     """Scalars are polynomials in parameters, jets and atoms (inverses, roots, signs)."""
 
     kind = "rational"
@@ -67,15 +68,6 @@ class RationalJetAlgebra:
         self._derivs = {}
 
     # -- arithmetic --------------------------------------------------------------------
-    def from_expr(self, expr):
-        return self.ring(expr)
-
-    def const(self, value):
-        return self.ring(value)
-
-    def is_zero(self, a) -> bool:
-        return not a
-
     def jet(self, alpha):
         return self.gens[self._jet_index[alpha]]
 

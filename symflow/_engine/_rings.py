@@ -100,3 +100,25 @@ def ring_inverse(a):
 
 def ring_sqrt(a):
     raise NotExpressible("square root in a polynomial ring")
+
+
+class RingArithmetic:
+    """The part of the algebra interface (see :mod:`symflow._engine._algebra`) shared by the
+    arithmetics whose scalars are elements of a SymPy ring ``self.ring``: conversion of an
+    expression or a constant, the zero test, and the inverse and square root, which a
+    polynomial ring has for nonzero constants only (:func:`ring_inverse`, :func:`ring_sqrt`)."""
+
+    def from_expr(self, expr):
+        return self.ring(expr)
+
+    def const(self, value):
+        return self.ring(value)
+
+    def is_zero(self, a) -> bool:
+        return not a
+
+    def inverse(self, a):
+        return ring_inverse(a)
+
+    def sqrt(self, a):
+        return ring_sqrt(a)
