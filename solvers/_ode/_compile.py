@@ -45,9 +45,20 @@ def _check_supported(matrix):
             ) from None
 
 
+#: Integers beyond this size are printed as floats: JAX refuses Python ints outside int64
+#: (``jnp.sqrt(3837093615056360901746771)``, from exact noise factors of real data).
+_BIG_INTEGER = 2**53
+
+
+def _float_big_integers(matrix):
+    big = {n: sp.Float(n, 20) for n in matrix.atoms(sp.Integer) if abs(n) > _BIG_INTEGER}
+    return matrix.xreplace(big) if big else matrix
+
+
 @functools.lru_cache(maxsize=256)
 def _lambdified(matrix: sp.ImmutableMatrix, symbols: tuple):
     _check_supported(matrix)
+    matrix = _float_big_integers(matrix)
     return sp.lambdify(symbols, list(matrix), modules="jax", cse=True)
 
 

@@ -1,4 +1,6 @@
-r"""Ensembles of real minibatch SGD on a finite dataset.
+r"""Ensembles of real minibatch runs on a finite dataset: SGD, and any optimizer map
+(heavy ball, Nesterov, RMSprop, Adam, ``sf.Custom``) through
+:mod:`solvers._sde._minibatch_rule`, with the same batches and the same ensemble machinery.
 
 Each path runs
 
@@ -35,7 +37,7 @@ import sympy as sp
 
 from symflow import SymflowError
 from symflow._stochastic._dataset import Dataset, as_dataset
-from symflow.optimizers import SGD
+from symflow.optimizers import SGD, AbstractOptimizer
 
 from .._ode._compile import _lambdified, hyper_vector, vector_function
 from .._ode._iterate import check_lr, check_steps
@@ -52,6 +54,7 @@ from ._ensemble import (
     run_ensemble,
     stats_spec,
 )
+from ._minibatch_rule import minibatch_rule
 
 #: Up to this batch size, batches without replacement use Floyd's algorithm (O(B^2) per
 #: path); above it, the B smallest of N uniform keys (O(N) per path).
@@ -128,20 +131,42 @@ def floyd_sample(key, n, big_n, batch):
     return jnp.stack(chosen, axis=1)
 
 
+def draw_batches(key, n, big_n, batch, replacement):
+    """``n`` minibatches of ``batch`` indices in ``range(big_n)``, as ``(n, batch)``."""
+    if replacement:
+        return jax.random.randint(key, (n, batch), 0, big_n)
+    if batch <= FLOYD_MAX_BATCH:
+        return floyd_sample(key, n, big_n, batch)
+    return jax.lax.top_k(-jax.random.uniform(key, (n, big_n)), batch)[1]
+
+
 def _sgd_factory(cds: CompiledDataset, batch: int, replacement: bool):
     big_n = cds.n_samples
 
     def factory(n, constrain):
         def step(x, k, ckey, args):
             lr, hv = args
-            key = jax.random.fold_in(ckey, k)
-            if replacement:
-                idx = jax.random.randint(key, (n, batch), 0, big_n)
-            elif batch <= FLOYD_MAX_BATCH:
-                idx = floyd_sample(key, n, big_n, batch)
-            else:
-                idx = jax.lax.top_k(-jax.random.uniform(key, (n, big_n)), batch)[1]
+            idx = draw_batches(jax.random.fold_in(ckey, k), n, big_n, batch, replacement)
             return x - lr * cds.batch_gradient(x, idx, hv)
+
+        return step
+
+    return factory
+
+
+def _rule_factory(cds: CompiledDataset, rule, batch: int, replacement: bool, fixed: bool):
+    """Steps of any optimizer map (:mod:`._minibatch_rule`); with ``fixed``, every path uses
+    the given batch sequence ``args[2][k]``."""
+    big_n = cds.n_samples
+
+    def factory(n, constrain):
+        def step(z, k, ckey, args):
+            extra, hv, batches = args
+            if fixed:
+                idx = jnp.broadcast_to(batches[k], (n, batch))
+            else:
+                idx = draw_batches(jax.random.fold_in(ckey, k), n, big_n, batch, replacement)
+            return rule.step(z, lambda point: cds.batch_gradient(point, idx, hv), extra)
 
         return step
 
@@ -159,28 +184,110 @@ def _save_steps(save_steps, n_steps):
     return idx
 
 
+def _batch_setup(optimizer, batch_size, replacement, batches):
+    """``(B, replacement)`` from ``sf.SGD`` or from the arguments (any other rule)."""
+    if not isinstance(optimizer, AbstractOptimizer):
+        raise SymflowError(f"got optimizer={optimizer!r}; pass a symflow optimizer, e.g. "
+                           "sf.SGD(batch_size=B) or sf.Adam(...) with batch_size=B")
+    if isinstance(optimizer, SGD):
+        own = optimizer.batch_size
+        if isinstance(own, sp.Basic):
+            raise SymflowError(f"got batch_size={own} (a symbol); a real run needs a number: "
+                               "sf.SGD(batch_size=4)")
+        if batch_size is not None and batch_size != own:
+            raise SymflowError(f"got batch_size={batch_size} and {optimizer!r}; give one")
+        batch_size = own
+        replacement = optimizer.replacement if replacement is None else replacement
+    if batches is not None:
+        arr = np.asarray(batches)
+        if arr.ndim != 2 or arr.dtype.kind not in "iu" or arr.shape[1] < 1:
+            raise SymflowError(f"got batches of shape {arr.shape} ({arr.dtype}); give whole "
+                               "sample indices, one row (n_steps, B) per step")
+        if batch_size is not None and batch_size != arr.shape[1]:
+            raise SymflowError(f"got batch_size={batch_size} and batches of {arr.shape[1]} "
+                               "indices a step; give one")
+        batch_size = arr.shape[1]
+    if batch_size is None:
+        raise SymflowError(f"got {optimizer!r} with no batch size; pass batch_size=B (the "
+                           "samples per step), or use sf.SGD(batch_size=B) for plain SGD")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+            batch_size < 1:
+        raise SymflowError(f"got batch_size={batch_size!r}; give a whole number >= 1")
+    replacement = True if replacement is None else replacement
+    if not isinstance(replacement, bool):
+        raise SymflowError(f"got replacement={replacement!r}; pass True or False")
+    return int(batch_size), replacement
+
+
+def _check_batches(batches, n_steps, n_samples):
+    arr = np.asarray(batches)
+    if arr.shape[0] < n_steps or arr.min() < 0 or arr.max() >= n_samples:
+        raise SymflowError(f"got batches of shape {arr.shape} with indices in [{arr.min()}, "
+                           f"{arr.max()}]; give at least n_steps={n_steps} rows of indices "
+                           f"in [0, N={n_samples})")
+    return jnp.asarray(arr[:n_steps], dtype=jnp.int32)
+
+
+def _start_state(rule, theta, memory0, extra):
+    """``(n_paths, D)``: the parameters and the optimizer's initial memory (or ``memory0``)."""
+    size = len(rule.state) - rule.dim
+    if not size:
+        if memory0 is not None:
+            raise SymflowError("got memory0 for an optimizer without memory; drop it")
+        return theta
+    if memory0 is None:
+        mem = np.asarray(rule.initial_memory(jnp.asarray(theta.T), extra)).T
+    else:
+        mem = np.asarray(memory0, dtype=float)
+        if mem.shape not in ((size,), (theta.shape[0], size)) or not np.all(np.isfinite(mem)):
+            raise SymflowError(f"got memory0 of shape {mem.shape}; give {size} finite numbers "
+                               f"({', '.join(rule.names[rule.dim:])}) or an array "
+                               f"({theta.shape[0]}, {size})")
+        mem = np.broadcast_to(mem, (theta.shape[0], size))
+    return np.concatenate([theta, mem], axis=1)
+
+
 def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_steps,
-            n_paths=1, key=0, save_steps=None, stats=None, phi=None, hyper=None,
-            chunk_size=DEFAULT_CHUNK, devices=None, progress=None, on_divergence="raise",
-            track_divergence=True, max_abs=1e50) -> Ensemble:
-    r"""Run ``n_paths`` independent minibatch-SGD runs from ``x0`` for ``n_steps`` steps.
+            n_paths=1, key=0, batch_size=None, replacement=None, batches=None, memory0=None,
+            save_steps=None, stats=None, phi=None, hyper=None, chunk_size=DEFAULT_CHUNK,
+            devices=None, progress=None, on_divergence="raise", track_divergence=True,
+            max_abs=1e50) -> Ensemble:
+    r"""Run ``n_paths`` independent minibatch runs of ``optimizer`` from ``x0``.
+
+    ``sf.SGD(batch_size=B)`` runs :math:`\theta_{n+1} = \theta_n - h\,g_n` with
+    :math:`g_n = \frac1B\sum_{i\in\mathcal B_n}\nabla\ell_i(\theta_n)`. Any other optimizer
+    (heavy ball, Nesterov, RMSprop, Adam, AdaGrad, ``sf.Custom``) runs its symbolic map,
+    compiled once (:class:`solvers._sde._minibatch_rule.MinibatchRule`), on the state
+    :math:`(\theta, m)` with memory, every gradient of step :math:`n` taken on the same
+    minibatch :math:`\mathcal B_n`, as in real training and as :func:`symflow.sme` assumes.
 
     Parameters
     ----------
-    optimizer : symflow.SGD
-        ``sf.SGD(batch_size=B, replacement=...)`` (a numeric batch size).
+    optimizer : symflow optimizer
+        ``sf.SGD(batch_size=B, replacement=...)``, or any optimizer with ``batch_size=B``.
     losses, params, dataset
         The training set, as for :func:`symflow.sme`: explicit per-sample losses with
         ``params``, or a :class:`symflow.Dataset` (template + data array).
     x0 : array (d,) or (n_paths, d)
+        The parameters; the memory starts at the optimizer's initial memory (zeros for
+        momentum and moment estimates) unless ``memory0`` (``(m,)`` or ``(n_paths, m)``).
     lr : float
         The learning rate :math:`h`; the returned times are :math:`t = nh`.
     n_steps, n_paths : int
     key : jax PRNG key or int seed
+    batch_size, replacement
+        The minibatch (rules other than ``sf.SGD``); ``replacement`` defaults to True.
+    batches : int array (n_steps, B), optional
+        A fixed minibatch sequence, the same for every path (e.g. to compare with another
+        implementation step for step); default: each path draws its own.
     save_steps : sequence of int, optional
         Step numbers to save (default: the last step only).
     stats, phi, hyper, chunk_size, devices, progress, on_divergence, track_divergence, max_abs
-        As in :func:`solvers.simulate_sde`.
+        As in :func:`solvers.simulate_sde`; ``hyper`` holds the numbers of the dataset's
+        and the optimizer's symbols.
+
+    Returns an :class:`~solvers.Ensemble` of the whole state :math:`(\theta, m)`
+    (``info["state"]`` names its components).
 
     Example::
 
@@ -190,42 +297,59 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_step
         ...                  x0=[0.0], lr=0.1, n_steps=200, n_paths=20000, key=0)
         >>> round(float(run.ys[:, -1, 0].var()), 2)  # exact: h/(2-h) = 0.0526
         0.05
+
+    Heavy ball (state :math:`(w, v_w)`); the noise is amplified by :math:`1/(1-\beta)`::
+
+        >>> run = sv.run_sgd(sf.HeavyBall(beta=0.5), [(w - 1)**2 / 2, (w + 1)**2 / 2], [w],
+        ...                  x0=[0.0], lr=0.05, n_steps=400, n_paths=20000, key=0,
+        ...                  batch_size=1)
+        >>> run.info["state"], round(float(run.ys[:, -1, 0].var()), 2)  # SME: h/(2(1-beta))
+        (('w', 'v_w'), 0.05)
     """
-    if not isinstance(optimizer, SGD):
-        raise SymflowError(f"got optimizer={optimizer!r}; run_sgd runs minibatch SGD: pass "
-                           "sf.SGD(batch_size=B, replacement=True/False)")
-    batch = optimizer.batch_size
-    if isinstance(batch, sp.Basic):
-        raise SymflowError(f"got batch_size={batch} (a symbol); a real run needs a number: "
-                           "sf.SGD(batch_size=4)")
+    batch, replacement = _batch_setup(optimizer, batch_size, replacement, batches)
     ds = as_dataset(dataset, losses, params)
-    if not optimizer.replacement and batch > ds.n_samples:
+    if not replacement and batch > ds.n_samples:
         raise SymflowError(f"batch_size={batch} exceeds the N={ds.n_samples} samples; "
                            "without replacement a batch holds at most N samples")
     key = as_key(key)
     lr, n_steps = check_lr(lr), check_steps(n_steps, least=1)
-    start = check_start(x0, n_paths, len(ds.params))
+    theta = check_start(x0, n_paths, len(ds.params))
     check_on_divergence(on_divergence)
     stats = stats_spec(stats, phi)
     phi_fn = phi_function(phi, ds.params)
     save_idx = _save_steps(save_steps, n_steps)
     cds = compiled_dataset(ds)
     hv = hyper_vector(cds.hyper, hyper)
+    if isinstance(optimizer, SGD) and batches is None and memory0 is None:
+        cache_key = ("sgd", batch, replacement)
+        factory, start, args = _sgd_factory(cds, batch, replacement), theta, \
+            (jnp.float64(lr), hv)
+        names = tuple(map(str, ds.params))
+    else:
+        rule = minibatch_rule(optimizer, tuple(ds.params))
+        extra = jnp.concatenate([jnp.array([lr]), hyper_vector(rule.hyper, hyper)])
+        start = _start_state(rule, theta, memory0, extra)
+        fixed = batches is not None
+        seq = _check_batches(batches, n_steps, ds.n_samples) if fixed else jnp.zeros((1, 1),
+                                                                                     jnp.int32)
+        cache_key = ("rule", rule, batch, replacement, fixed)
+        factory = _rule_factory(cds, rule, batch, replacement, fixed)
+        args, names = (extra, hv, seq), rule.names
+    what = "SGD" if isinstance(optimizer, SGD) else optimizer.label
     t0 = time.perf_counter()
-    ys, st, fb = run_ensemble(cds.kernels, ("sgd", batch, optimizer.replacement),
-                              _sgd_factory(cds, batch, optimizer.replacement), start, key,
-                              save_idx, n_steps, (jnp.float64(lr), hv), stats, phi_fn,
-                              progress, chunk_size, devices, "SGD paths", track_divergence,
-                              max_abs)
+    ys, st, fb = run_ensemble(cds.kernels, cache_key, factory, start, key, save_idx, n_steps,
+                              args, stats, phi_fn, progress, chunk_size, devices,
+                              f"{what} paths", track_divergence, max_abs)
     first_time = np.where(fb >= 0, fb * lr, np.nan)
     diverged = ~np.isnan(first_time)
-    info = {"method": optimizer.label, "dt": lr, "n_steps": n_steps,
+    info = {"method": optimizer.label, "dt": lr, "n_steps": n_steps, "batch_size": batch,
+            "replacement": replacement, "state": names,
             "chunks": chunk_count(int(n_paths), chunk_size),
             "devices": mesh_sharding(devices)[1], "seconds": time.perf_counter() - t0}
     if diverged.any() and on_divergence == "raise":
-        raise divergence_error(first_time, int(n_paths), "SGD runs",
+        raise divergence_error(first_time, int(n_paths), f"{what} runs",
                                f"Lower the learning rate (lr={lr}, t = n*lr)", max_abs)
     return Ensemble(save_idx * lr, ys, st, diverged, first_time, info)
 
 
-__all__ = ["CompiledDataset", "compiled_dataset", "floyd_sample", "run_sgd"]
+__all__ = ["CompiledDataset", "compiled_dataset", "draw_batches", "floyd_sample", "run_sgd"]

@@ -28,8 +28,9 @@ import sympy as sp
 import symflow as sf
 from symflow import SymflowError
 from symflow._core._files import save_figure
-from symflow._core._table import Table, TableDisplay
 from symflow._core._guard import to_sympy
+from symflow._core._table import Table, TableDisplay
+from symflow._stochastic._memory_moments import memory_moments
 from symflow._stochastic._sde import refuse_strings
 
 from .._ode._compile import hyper_vector
@@ -146,16 +147,21 @@ def _numeric(matrix, consts, hyper):
 def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lrs, T,
                orders=(1, 2), noise=None, noise_factor=None, hyper=None, method="exact",
                n_paths=100_000, key=0, sde_substeps=4, solver="heun", progress=False,
-               sdes=None) -> WeakErrorReport:
+               sdes=None, batch_size=None, replacement=None) -> WeakErrorReport:
     r"""Weak error :math:`|\mathbb E\varphi(\text{SGD}_n) - \mathbb E\varphi(X_{nh})|` against ``h``.
 
     Parameters
     ----------
-    optimizer, losses, params, dataset, noise, noise_factor
-        As for :func:`symflow.sme` (``method="monte_carlo"`` needs ``sf.SGD`` and a
-        dataset: it runs real SGD).
+    optimizer, losses, params, dataset, noise, noise_factor, batch_size, replacement
+        As for :func:`symflow.sme`: ``sf.SGD(batch_size=B)``, or a rule with memory (heavy
+        ball, Nesterov, ...) with ``batch_size=B``, whose order-1 SME on :math:`\theta` is
+        compared with the real runs started at ``x0`` and the optimizer's initial memory.
+        ``method="monte_carlo"`` needs a dataset: it runs the optimizer
+        (:func:`solvers.run_sgd`).
     phi : sympy.Expr
-        The test function, a polynomial of degree <= 2 for ``method="exact"``.
+        The test function, a polynomial of degree <= 2 for ``method="exact"`` (for a rule
+        with memory: exact when it takes one gradient a step and is affine in it,
+        :func:`symflow._stochastic._memory_moments.memory_moments`).
     x0 : sequence of float
         Common start of SGD and of the SME.
     lrs : sequence of float
@@ -181,6 +187,14 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         ...                     x0=[0.5, 0.5], lrs=[0.04, 0.02, 0.01, 0.005], T=1.0)
         >>> {p: round(s) for p, s in rep.slopes.items()}
         {1: 1, 2: 2}
+
+    Heavy ball, order 1 (its SME: time and noise :math:`1/(1-\beta)` times faster)::
+
+        >>> rep = sv.weak_error(sf.HeavyBall(beta=0.5), losses, [w, b], phi=w**2 + b**2,
+        ...                     x0=[0.5, 0.5], lrs=[0.02, 0.01, 0.005, 0.0025], T=1.0,
+        ...                     orders=[1], batch_size=1)
+        >>> round(rep.slopes[1])
+        1
     """
     orders = tuple(orders)
     if not orders or any(p not in (1, 2) for p in orders):
@@ -201,7 +215,7 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
     steps = [step_count(T, lr) for lr in lrs]
     kwargs = dict(losses=losses, params=params, dataset=dataset, noise=noise,
-                  noise_factor=noise_factor)
+                  noise_factor=noise_factor, batch_size=batch_size, replacement=replacement)
     if sdes is None:
         sdes = {p: sf.sme(optimizer, order=p, **kwargs) for p in orders}
     elif set(sdes) != set(orders) or not all(isinstance(e, sf.SDE) for e in sdes.values()):
@@ -223,6 +237,35 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
                            errors, se, slopes)
 
 
+def _memory_start(optimizer, state, x0, lr, hyper):
+    """``{symbol: value}`` of the real run's start: ``x0`` and the initial memory."""
+    theta = sp.Matrix(state)
+    init = sp.Matrix(optimizer.initial_memory(theta, _no_gradient, sf.h))
+    values = {**{str(k): v for k, v in (hyper or {}).items()}, "h": lr}
+    point = dict(zip(state, x0))
+    mem = [float(e.xreplace(point).subs({s: values[str(s)] for s in e.free_symbols
+                                         if str(s) in values})) for e in init]
+    return np.concatenate([np.asarray(x0, dtype=float), mem])
+
+
+def _no_gradient(point):
+    raise SymflowError("the optimizer's initial memory evaluates a gradient; weak_error "
+                       "starts from a gradient-free initial memory")
+
+
+def _transition(optimizer, kwargs, degree):
+    if isinstance(optimizer, (sf.SGD, sf.GD)):
+        return sf.sgd_moments(optimizer, degree=degree,
+                              **{k: v for k, v in kwargs.items()
+                                 if k not in ("batch_size", "replacement")})
+    if kwargs["batch_size"] is None:
+        raise SymflowError(f"got {optimizer.label} with no batch size; pass batch_size=B")
+    data = {k: kwargs[k] for k in ("losses", "params", "dataset")}
+    return memory_moments(optimizer, **data, batch_size=kwargs["batch_size"],
+                          replacement=True if kwargs["replacement"] is None
+                          else kwargs["replacement"], degree=degree)
+
+
 def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
     expr = sp.expand(phi)
     degree = sp.Poly(expr, *state).total_degree() if expr.is_polynomial(*state) else None
@@ -230,28 +273,40 @@ def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
         raise SymflowError(f"got phi={phi}; method='exact' needs a polynomial of degree <= 2 "
                            "in the parameters (use method='monte_carlo' otherwise)")
     degree = max(degree, 1)
-    trans = sf.sgd_moments(optimizer, degree=degree, **kwargs)
+    trans = _transition(optimizer, kwargs, degree)
     coeffs = np.array(trans.coefficients(expr).evalf(), dtype=float).ravel()
-    start = np.array([float(m.xreplace(dict(zip(state, x0)))) for m in trans.basis])
+    memory = len(trans.params) > len(state)
+    if tuple(trans.params[: len(state)]) != tuple(state):
+        raise SymflowError(f"the SDE lives on {list(state)}, the optimizer on "
+                           f"{list(trans.params)}; weak_error compares SMEs on theta")
+    z0 = (lambda lr: _memory_start(optimizer, state, x0, lr, hyper)) if memory else \
+        (lambda lr: x0)
     transition = _numeric(trans.matrix, trans.constants, hyper)
     gens = {}
     for p, sde in sdes.items():
         gen = sf.sde_moments(sde, degree)
         gens[p] = _numeric(gen.matrix, gen.constants, hyper)
+        gens_basis = gen.basis
+        sde_coeffs = np.array(gen.coefficients(expr).evalf(), dtype=float).ravel()
     sgd = np.empty(len(lrs))
     sde = {p: np.empty(len(lrs)) for p in sdes}
     for i, (lr, n) in enumerate(zip(lrs, steps)):
-        sgd[i] = start @ np.linalg.matrix_power(transition(lr), n) @ coeffs
+        point = dict(zip(trans.params, z0(lr)))
+        first = np.array([float(m.xreplace(point)) for m in trans.basis])
+        sgd[i] = first @ np.linalg.matrix_power(transition(lr), n) @ coeffs
+        start = np.array([float(m.xreplace(dict(zip(state, x0)))) for m in gens_basis])
         for p, generator in gens.items():
-            sde[p][i] = start @ scipy.linalg.expm(T * generator(lr)) @ coeffs
+            sde[p][i] = start @ scipy.linalg.expm(T * generator(lr)) @ sde_coeffs
     return sgd, sde, {p: np.zeros(len(lrs)) for p in sdes}
 
 
 def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, n_paths,
                  key, substeps, solver, progress):
-    if not isinstance(optimizer, sf.SGD):
-        raise SymflowError("method='monte_carlo' runs real SGD: pass sf.SGD(batch_size=B) "
-                           "with the training set")
+    if len(sdes[next(iter(sdes))].params) != len(x0):
+        raise SymflowError("method='monte_carlo' compares SMEs on theta; got an SDE on "
+                           f"{list(sdes[next(iter(sdes))].params)}")
+    batch = {} if isinstance(optimizer, sf.SGD) else {
+        "batch_size": kwargs["batch_size"], "replacement": kwargs["replacement"]}
     pair = [phi, phi**2]
     sgd, sgd_se = np.empty(len(lrs)), np.empty(len(lrs))
     sde = {p: np.empty(len(lrs)) for p in sdes}
@@ -260,7 +315,7 @@ def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, 
     for i, (lr, n) in enumerate(zip(lrs, steps)):
         k_sgd, k_sde = jax.random.split(jax.random.fold_in(key, i))
         run = run_sgd(optimizer, **data, x0=x0, lr=lr, n_steps=n, n_paths=n_paths, key=k_sgd,
-                      phi=pair, hyper=hyper, progress=progress)
+                      phi=pair, hyper=hyper, progress=progress, **batch)
         mean, second = run.stats["phi"][-1]
         sgd[i], sgd_se[i] = mean, math.sqrt(max(second - mean**2, 0.0) / n_paths)
         for p, sme in sdes.items():
