@@ -17,6 +17,7 @@ diffusion matrix of the generator
 
 from __future__ import annotations
 
+import copy
 import functools
 import numbers
 
@@ -194,6 +195,9 @@ class SDE(LatexDisplay):
         With ``diffusion`` it must equal :math:`\sigma\sigma^\top`.
     name : str
         A label used by ``str``.
+    time : str, optional
+        How the SDE's time relates to the steps, for ``str`` (e.g. ``"s = n*sqrt(h)"``);
+        by default ``"t = n*h"`` when the SDE has ``h``, else ``"time t"``.
     potential : sympy.Expr, optional
         A :math:`V` with :math:`b = -\nabla V`, when known (checked); the Fokker–Planck
         stationary density uses it instead of integrating the drift.
@@ -215,7 +219,7 @@ class SDE(LatexDisplay):
     """
 
     def __init__(self, drift, diffusion=None, params=None, covariance=None, name: str = "SDE",
-                 potential=None):
+                 potential=None, time: str | None = None):
         v.check_symbolic(drift=drift, diffusion=diffusion, params=params,
                          covariance=covariance, potential=potential)
         if params is None:
@@ -260,6 +264,7 @@ class SDE(LatexDisplay):
             if bad:
                 raise SymflowError(f"the {what} has non-finite entries {bad}")
         self.name = name
+        self._time = time
         self.potential = None
         if potential is not None:
             refuse_strings(potential, "potential")
@@ -349,13 +354,20 @@ class SDE(LatexDisplay):
         mapping = v.resolve_values(values, sp.Matrix.hstack(self.drift, self.diffusion,
                                                             self.covariance))
         mapping = {k: v.to_sympy(val, f"values[{k}]") for k, val in mapping.items()}
-        new = SDE.__new__(SDE)
-        new.params, new.name = self.params, self.name
-        new.potential = (None if self.potential is None
-                         else self.potential.xreplace(mapping))
-        new.drift = self.drift.xreplace(mapping)
-        new.diffusion = self.diffusion.xreplace(mapping)
-        new.covariance = self.covariance.xreplace(mapping)
+        return self._with(potential=(None if self.potential is None
+                                     else self.potential.xreplace(mapping)),
+                          drift=self.drift.xreplace(mapping),
+                          diffusion=self.diffusion.xreplace(mapping),
+                          covariance=self.covariance.xreplace(mapping))
+
+    def _with(self, **changes) -> "SDE":
+        """A copy with some fields replaced (not validated again: each caller keeps the SDE's
+        meaning), without the values cached from the old fields."""
+        new = copy.copy(self)
+        for name, attr in vars(SDE).items():  # values cached from the old fields go
+            if isinstance(attr, functools.cached_property):
+                new.__dict__.pop(name, None)
+        new.__dict__.update(changes)
         return new
 
     # -- display -----------------------------------------------------------------------
@@ -370,11 +382,9 @@ class SDE(LatexDisplay):
 
     def simplify(self) -> "SDE":
         """A copy with drift, diffusion and covariance passed to ``sp.simplify`` (same SDE)."""
-        new = SDE.__new__(SDE)
-        new.params, new.name, new.potential = self.params, self.name, self.potential
-        new.drift, new.diffusion, new.covariance = (
+        drift, diffusion, covariance = (
             m.applyfunc(sp.simplify) for m in (self.drift, self.diffusion, self.covariance))
-        return new
+        return self._with(drift=drift, diffusion=diffusion, covariance=covariance)
 
     def rounded(self, digits: int = 6) -> "SDE":
         """A display copy with every number shown to ``digits`` significant digits.
@@ -384,12 +394,9 @@ class SDE(LatexDisplay):
         """
         if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
             raise SymflowError(f"got digits={digits!r}; give a positive integer")
-        new = SDE.__new__(SDE)
-        new.params, new.name, new.potential = self.params, f"{self.name} (rounded)", None
         rnd = (lambda m: sp.ImmutableMatrix(m).evalf(digits))
-        new.drift, new.diffusion, new.covariance = (rnd(self.drift), rnd(self.diffusion),
-                                                    rnd(self.covariance))
-        return new
+        return self._with(name=f"{self.name} (rounded)", potential=None, drift=rnd(self.drift),
+                          diffusion=rnd(self.diffusion), covariance=rnd(self.covariance))
 
     def _long_numbers(self) -> bool:
         atoms = set().union(*(m.atoms(sp.Rational) for m in
@@ -398,7 +405,7 @@ class SDE(LatexDisplay):
 
     def _text(self, limit=None) -> str:
         cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
-        time = "t = n*h" if h in self.constants else "time t"
+        time = self._time or ("t = n*h" if h in self.constants else "time t")
         lines = [f"{self.name}: Ito SDE in theta = ({', '.join(map(str, self.params))}), "
                  f"{time}, d={self.dim}, {self.noise_dim} Brownian motion(s)",
                  cut(f"  drift     b = {[readable(c, self.params) for c in self.drift]}"),

@@ -194,8 +194,9 @@ def slow_memory_sme(optimizer, noise, params, order, rule) -> SDE:
     if step != h:  # back to the learning rate: step = sqrt(h) (h_value = step**2)
         back = {step: sp.sqrt(h)} if sp.expand(rule.h_value - step**2) == 0 else {}
         drift, sigma, cov = (m.xreplace(back).applyfunc(sp.expand) for m in (drift, sigma, cov))
-    name = f"SME order {order} of {optimizer.label} on the whole state, {rule.time}"
-    return SDE(drift=drift, diffusion=sigma, params=coords, covariance=cov, name=name)
+    name = f"SME order {order} of {optimizer.label} on the whole state"
+    return SDE(drift=drift, diffusion=sigma, params=coords, covariance=cov, name=name,
+               time=rule.time)
 
 
 def _one_minus(beta):
@@ -265,9 +266,10 @@ def _adaptive(optimizer, noise, params, order) -> SDE:
     drift = drift.xreplace(back).applyfunc(sp.simplify)
     sigma = sigma.xreplace(back).applyfunc(sp.simplify)
     cov = cov.xreplace(back).applyfunc(sp.simplify)
-    name = (f"SME of {optimizer.label} on the whole state, t = n*h**2 (Malladi et al. 2022 "
-            "scaling: 1 - beta = c*h**2, eps = eps0/h, sigma_0 = h*sqrt(c_NB), v = c_NB*u)")
-    return SDE(drift=drift, diffusion=sigma, params=coords, covariance=cov, name=name)
+    name = (f"SME of {optimizer.label} on the whole state (Malladi et al. 2022 scaling: "
+            "1 - beta = c*h**2, eps = eps0/h, sigma_0 = h*sqrt(c_NB), v = c_NB*u)")
+    return SDE(drift=drift, diffusion=sigma, params=coords, covariance=cov, name=name,
+               time="t = n*h**2")
 
 
 __all__ = ["linear_noise_factor", "memory_sme", "relaxed_memory_sme", "sigma0",
