@@ -188,7 +188,7 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         >>> {p: round(s) for p, s in rep.slopes.items()}
         {1: 1, 2: 2}
 
-    Heavy ball, order 1 (its SME: time and noise :math:`1/(1-\beta)` times faster)::
+    Heavy ball at order 1, whose SME runs time and noise 1/(1 - beta) times faster::
 
         >>> rep = sv.weak_error(sf.HeavyBall(beta=0.5), losses, [w, b], phi=w**2 + b**2,
         ...                     x0=[0.5, 0.5], lrs=[0.02, 0.01, 0.005, 0.0025], T=1.0,
