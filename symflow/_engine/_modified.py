@@ -20,9 +20,12 @@ from .._trees._coordinate_free import coordinate_free_equation
 from ..optimizers._base import check_optimizer
 from ._algebra import expand_map
 from ._bea import modified_field
+from ._field import field_modified_equation
+from ._game_pair import game_pair_equation, is_loss_pair
 from ._memory import expand_reduced_map, symbolic_rule
 from ._result import ModifiedEquation
 from ._state import not_relaxing_note, state_modified_equation
+from ._tree_path import TREE, prefers_tree, tree_modified_equation
 
 
 def _at(expr, params, point):
@@ -57,7 +60,7 @@ def _prepare(optimizer, loss, params, hyper):
     (``None`` for an optimizer with memory: see :func:`state_map`)."""
     optimizer = check_optimizer(optimizer)
     params = v.check_params(params)
-    allowed = v.check_symbols(hyper, "hyper", params) | optimizer.hyper_symbols
+    allowed = v.check_symbols(hyper, "hyper", params) | v.check_constant_hyper(optimizer, params)
     loss = v.check_loss(loss, params, allowed)
     if has_memory(optimizer, params):
         state_map(optimizer, loss, params, allowed)  # validates the rule
@@ -65,7 +68,25 @@ def _prepare(optimizer, loss, params, hyper):
     _, oracle = gradient_oracle(loss, params)
     phi = optimizer.step(sp.Matrix(params), oracle, h).applyfunc(v.rationalize)
     v.check_free_symbols(phi, params, allowed | {h}, f"the update rule of {optimizer!r}")
+    check_power_series(phi, optimizer)
     return optimizer, loss, params, allowed, phi
+
+
+def check_power_series(phi, optimizer) -> None:
+    """Refuse a map that is not a power series in ``h`` at ``h = 0`` (``sqrt(h)``, ``1/h``)."""
+    for e in phi.atoms(sp.Pow, sp.log):
+        if not e.has(h):
+            continue
+        base, exp = (e.args[0], sp.Integer(-1)) if isinstance(e, sp.log) else e.as_base_exp()
+        if (exp.is_Integer and exp >= 0) or not base.has(h) or \
+                sp.simplify(base.xreplace({h: 0})) != 0:
+            continue
+        raise SymflowError(
+            f"the update rule of {optimizer!r} holds {e}, which is not a power series in h "
+            "at h = 0, so it has no modified equation in powers of h; for memory that "
+            "forgets on the scale sqrt(h) (heavy ball or Nesterov with 1 - beta = c*sqrt(h)) "
+            "use the slow-memory flow on the whole state: sf.modified_equation(..., "
+            "reduce=False) or sf.state_modified_equation")
 
 
 def has_memory(optimizer, params) -> bool:
@@ -107,7 +128,8 @@ def optimizer_map(optimizer, loss, params, hyper=()):
 
 
 def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), progress=None,
-                      path="auto", reduce=True) -> ModifiedEquation:
+                      path="auto", reduce=True, field=None,
+                      stop_gradient=None) -> ModifiedEquation:
     r"""Derive the modified equation of ``optimizer`` on ``loss`` up to ``h**order``, exactly.
 
     Without ``loss`` and ``params`` (``sf.modified_equation(optimizer, order=k)``) the result
@@ -120,8 +142,10 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
     ----------
     optimizer : AbstractOptimizer
         ``sf.GD()``, ``sf.Custom(update=...)``, ...
-    loss : sympy.Expr
-        A scalar expression in ``params`` (and declared hyperparameter symbols).
+    loss : sympy.Expr or (sympy.Expr, sympy.Expr)
+        A scalar expression in ``params`` (and declared hyperparameter symbols); for a
+        game optimizer also a pair ``(L1, L2)``, each player descending its own loss (a
+        general-sum game, :mod:`symflow._engine._game_pair`).
         Floats are read as the rationals they were written as (``0.1 -> 1/10``).
     params : sequence of sympy.Symbol
     order : int
@@ -136,12 +160,24 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
         ``"jet"`` (polynomials in the derivatives of L; any loss), ``"general"`` (SymPy
         expressions), or ``"auto"`` (the first that applies, in that order); optimizers
         with memory may also use ``"rational"`` (rational functions of the derivatives of L
-        and square roots: RMSprop, Adam).
+        and square roots: RMSprop, Adam). ``"tree"``: the coordinate-free form's exact tree
+        coefficients contracted with the derivatives of L, left unexpanded
+        (:mod:`symflow._engine._tree_path`; one-player optimizers built from gradients);
+        ``"auto"`` takes it from 5 parameters on, or 3 for a non-polynomial loss.
+        ``me.path`` says which was taken.
     reduce : bool
         For optimizers with memory: eliminate the memory on its invariant manifold and
         return the flow on theta alone (default), or ``False`` for the flow on the whole
         state :math:`(\theta, m)`, which exists when the memory is itself slow (e.g.
         ``beta = 1 - c*h``; see :func:`symflow.state_modified_equation`).
+    field : sympy column Matrix, optional
+        A vector field :math:`F(\theta)` instead of a loss: ``sf.GD()`` steps
+        :math:`\theta + hF(\theta)` and a ``Custom`` rule's ``grad(p)`` returns :math:`-F(p)`
+        (:mod:`symflow._engine._field`).
+    stop_gradient : dict, optional
+        ``{copy: param}``: ``loss`` is :math:`L(\theta, \bar\theta)` and each ``copy`` a held
+        copy of ``param`` (no gradient flows through it); ``grad(p)`` holds the copies at
+        ``p``, ``grad(p, q)`` at ``q`` (an EMA teacher kept in the memory).
 
     Example::
 
@@ -156,18 +192,29 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
         h^0: -g
         h^1: -1/2 H g
     """
+    if is_loss_pair(optimizer, loss) and field is None and stop_gradient is None:
+        return game_pair_equation(optimizer, loss, params, order, hyper, progress, path, reduce)
+    if field is not None or stop_gradient is not None:
+        return field_modified_equation(optimizer, loss, params, order, field, stop_gradient,
+                                       hyper, progress, path, reduce)
     if loss is None or params is None or order is None:
         return _coordinate_free(optimizer, loss, params, order, hyper, progress, path, reduce)
     order = v.check_order(order)
-    if path not in ("auto", "polynomial", "jet", "rational", "general"):
+    if path not in ("auto", "polynomial", "jet", "rational", "general", TREE):
         raise SymflowError(
-            f"got path={path!r}; choose 'auto', 'polynomial', 'jet', 'rational' or 'general'")
+            f"got path={path!r}; choose 'auto', 'polynomial', 'jet', 'rational', 'general' "
+            "or 'tree'")
     optimizer, loss, params, allowed, phi = _prepare(optimizer, loss, params, hyper)
+    if phi is None and (not reduce or not optimizer.memory_relaxes):
+        if path == TREE:
+            raise SymflowError("path='tree' applies to the reduced flow on theta only "
+                               "(reduce=True, memory that relaxes)")
+        note = None if optimizer.memory_relaxes else not_relaxing_note(optimizer, reduce)
+        return state_modified_equation(optimizer, loss, params, order, hyper=hyper,
+                                       progress=progress, note=note)
+    if path == TREE or (path == "auto" and prefers_tree(optimizer, loss, params, order)):
+        return tree_modified_equation(optimizer, loss, params, order, allowed, progress)
     if phi is None:
-        if not reduce or not optimizer.memory_relaxes:
-            note = None if optimizer.memory_relaxes else not_relaxing_note(optimizer, reduce)
-            return state_modified_equation(optimizer, loss, params, order, hyper=hyper,
-                                           progress=progress, note=note)
         algebra, d, manifold = expand_reduced_map(optimizer, loss, params, allowed,
                                                   order + 1, path)
         raw = modified_field(algebra, d, order, progress=progress)
