@@ -98,6 +98,7 @@ From the repository root::
     .venv/bin/python benchmarks/bench_modified.py --quick      # smoke test: orders 2..6
     .venv/bin/python benchmarks/bench_modified.py --max-order 8 --baseline-cap 30
     .venv/bin/python benchmarks/bench_modified.py --memory-only  # optimizers with memory
+    .venv/bin/python benchmarks/bench_modified.py --tree-only    # the tree path, d up to 16
 
 The exit status is 1 when a target that was run fails and 0 otherwise (targets beyond
 ``--max-order`` are reported as not run); an agreement failure raises ``AssertionError``.
@@ -107,6 +108,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import platform
@@ -509,6 +511,83 @@ def run_memory(args) -> list[MemoryRow]:
     return rows
 
 
+
+# -- the tree path at growing size -----------------------------------------------------------
+
+def chain_loss(d: int):
+    """``sum_i (x_i x_{i+1} - 1)^2 / 2``: polynomial, sparse derivatives."""
+    x = sp.symbols(f"x0:{d}")
+    return sum((x[i] * x[i + 1] - 1) ** 2 for i in range(d - 1)) / 2, x
+
+
+def softplus_loss(d: int):
+    """``log(1 + exp(sum_i (i+1) x_i))``: softplus of a linear form, dense derivatives."""
+    x = sp.symbols(f"x0:{d}")
+    return sp.log(1 + sp.exp(sum((i + 1) * x[i] for i in range(d)))), x
+
+
+#: (name, loss builder, d, order, goal on the tree path in seconds or None)
+TREE_CASES = (
+    [("polynomial", chain_loss, 2, k, None) for k in range(2, 11)]
+    + [("polynomial", chain_loss, 16, 6, 5.0),
+       ("softplus", softplus_loss, 8, 4, 10.0),
+       ("softplus", softplus_loss, 16, 3, 10.0)])
+
+
+#: The exact agreement check (expanding the tree path's terms) runs up to this order.
+CHECK_UP_TO = 6
+
+
+def _derive(loss, params, order, path):
+    return sf.modified_equation(sf.GD(), loss, params, order, path=path, progress=False)
+
+
+def tree_section(args) -> bool:
+    """GD at growing size: today's paths (polynomial or jet) against the tree path.
+
+    Times the derivation (``sf.modified_equation`` returning ``.terms``, unexpanded on the
+    tree path) from a cleared cache; today's path is cut at ``--legacy-limit`` seconds. At
+    d = 2 the default ``path="auto"`` keeps today's path, so "auto" there must not slow
+    down; where both finish, the terms are checked equal after expansion.
+    """
+    print("Tree path (coordinate-free coefficients contracted with the derivatives of L) "
+          "against today's paths, GD")
+    print("  ratio = today / tree; auto = the path and time of path='auto' (what a user gets)")
+    print(f"  {'loss':<11}{'d':>3}{'order':>6}{'today path':>12}{'today s':>10}{'tree s':>9}"
+          f"{'ratio':>8}{'auto':>19}  check")
+    all_pass = True
+    for name, build, d, order, goal in TREE_CASES:
+        loss, x = build(d)
+        legacy_path = "polynomial" if name == "polynomial" else "jet"
+        tree_s, tree_me = best_time(functools.partial(_derive, loss, x, order, "tree"), args.repeats,
+                                    args.fast_threshold)
+        try:
+            with time_limit(args.legacy_limit):
+                old_s, old_me = best_time(functools.partial(_derive, loss, x, order, legacy_path),
+                                          args.repeats, args.fast_threshold)
+            old_text, ratio = f"{old_s:.3f}", f"{old_s / tree_s:.2f}"
+        except TimeLimitExceeded:
+            old_me, old_text, ratio = None, f"> {args.legacy_limit:g}", "-"
+        auto_s, auto_me = best_time(functools.partial(_derive, loss, x, order, "auto"), args.repeats,
+                                    args.fast_threshold)
+        auto = f"{auto_me.path} {auto_s:.3f}"
+        check = "-"
+        if old_me is not None and name == "polynomial" and order <= CHECK_UP_TO:
+            same = all(sp.expand(a - b) == 0
+                       for u, w in zip(tree_me.expand().terms, old_me.terms)
+                       for a, b in zip(u, w))
+            assert same, f"tree and {legacy_path} paths disagree: {name} d={d} order {order}"
+            check = "exact"
+        verdict = ""
+        if goal is not None:
+            ok = tree_s < goal
+            all_pass &= ok
+            verdict = f"  goal < {goal:g} s: {'PASS' if ok else 'FAIL'}"
+        print(f"  {name:<11}{d:>3}{order:>6}{legacy_path:>12}{old_text:>10}{tree_s:>9.3f}"
+              f"{ratio:>8}{auto:>19}  {check}{verdict}", flush=True)
+    return all_pass
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Time symflow's modified-equation engine against a naive SymPy baseline.")
@@ -533,6 +612,12 @@ def parse_args(argv=None):
                         help="run only the table of optimizers with memory")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the table of optimizers with memory")
+    parser.add_argument("--tree-only", action="store_true",
+                        help="run only the tree-path table (GD at growing size)")
+    parser.add_argument("--no-tree", action="store_true",
+                        help="skip the tree-path table")
+    parser.add_argument("--legacy-limit", type=float, default=60.0,
+                        help="cut today's path after this many seconds in the tree table")
     parser.add_argument("--naive-limit", type=float, default=None,
                         help="abort the naive memory baseline after this many seconds "
                              "(default 120, 30 with --quick)")
@@ -626,11 +711,14 @@ def main(argv=None) -> int:
     print()
     total_start = time.perf_counter()
     all_pass = True
-    if not args.memory_only:
+    if not args.memory_only and not args.tree_only:
         all_pass &= gd_section(args)
         print()
-    if not args.no_memory:
+    if not args.no_memory and not args.tree_only:
         all_pass &= memory_section(args)
+        print()
+    if not args.no_tree and not args.memory_only:
+        all_pass &= tree_section(args)
         print()
     print(f"Total benchmark time {time.perf_counter() - total_start:.1f} s")
     return 0 if all_pass else 1
