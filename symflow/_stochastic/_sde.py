@@ -21,12 +21,13 @@ import copy
 import functools
 import numbers
 
+import mpmath
 import sympy as sp
 
 from .._core import _validate as v
 from .._core._display import shorten
 from .._core._errors import SymflowError
-from .._core._gradient import is_zero_expr
+from .._core._gradient import is_zero_expr, random_points
 from .._core._latex import LatexDisplay
 from .._core._readable import readable
 from .._core._symbols import h
@@ -172,9 +173,32 @@ def factor_covariance(cov, params, what: str = "covariance") -> sp.Matrix:
     return psd_factor(cov, what)
 
 
-def _entries_equal(a, b) -> bool:
-    diff = sp.Matrix(a) - sp.Matrix(b)
-    return all(sp.expand(e) == 0 or is_zero_expr(e) for e in diff)
+def _entries_equal(a, b, exact: bool = True) -> bool:
+    """``a == b`` entrywise. Exact (expansion, then :func:`is_zero_expr`, whose ``simplify``
+    can take minutes on large non-polynomial entries), or with ``exact=False`` a consistency
+    check: equal expansions, or no difference at six random rational points (30 digits)."""
+    diff = [e for e in (sp.Matrix(a) - sp.Matrix(b)) if sp.expand(e) != 0]
+    if exact:
+        return all(is_zero_expr(e) for e in diff)
+    points = random_points(set().union(*(e.free_symbols for e in diff)), 6) if diff else []
+    return all(_vanishes_at(e, points) for e in diff)
+
+
+def _vanishes_at(expr, points) -> bool:
+    """No clearly nonzero value of ``expr`` at ``points`` (30 digits). Compiled once with
+    ``lambdify(..., "mpmath")``: substituting rationals into a large expression first makes
+    SymPy evaluate exact powers and exponentials, about 30x slower."""
+    symbols = sorted(expr.free_symbols, key=str)
+    fn = sp.lambdify(symbols, expr, "mpmath")
+    with mpmath.workdps(30):
+        for point in points:
+            try:
+                value = fn(*[mpmath.mpf(point[s].p) / point[s].q for s in symbols])
+            except (ZeroDivisionError, ValueError, OverflowError):
+                continue
+            if mpmath.isfinite(value) and abs(value) > 1e-20:
+                return False
+    return True
 
 
 class SDE(LatexDisplay):
@@ -254,7 +278,7 @@ class SDE(LatexDisplay):
         self.diffusion = sp.ImmutableMatrix(sigma)
         computed = (self.diffusion * self.diffusion.T).applyfunc(sp.expand)
         if cov is not None and diffusion is not None:
-            if not _entries_equal(cov, computed):
+            if not _entries_equal(cov, computed, exact=False):
                 raise SymflowError(
                     "the covariance given does not equal diffusion * diffusion.T; give one of "
                     "them, or make them consistent")
@@ -269,8 +293,8 @@ class SDE(LatexDisplay):
         if potential is not None:
             refuse_strings(potential, "potential")
             pot = v.to_sympy(potential, "potential")
-            if not all(is_zero_expr(b + sp.diff(pot, p)) for b, p in zip(self.drift,
-                                                                          self.params)):
+            if not _entries_equal(self.drift, [-sp.diff(pot, p) for p in self.params],
+                                  exact=False):
                 raise SymflowError(f"got potential={pot}, but the drift is not -grad of it")
             self.potential = pot
 

@@ -104,6 +104,7 @@ def test_a_diverging_run_is_reported():
     losses = [(w - 1) ** 2 / 2, (w + 1) ** 2 / 2]
     with pytest.raises(sf.SymflowError, match=r"3 of 3 SGD runs .* diverged.*Lower the"):
         sv.run_sgd(sf.SGD(1), losses, [w], x0=[0.5], lr=2.5, n_steps=400, n_paths=3, key=0)
-    run = sv.run_sgd(sf.SGD(1), losses, [w], x0=[0.5], lr=2.5, n_steps=400, n_paths=3, key=0,
-                     on_divergence="flag")
+    with pytest.warns(RuntimeWarning, match="3 of 3 paths diverged.*statistics .* are NaN"):
+        run = sv.run_sgd(sf.SGD(1), losses, [w], x0=[0.5], lr=2.5, n_steps=400, n_paths=3,
+                         key=0, on_divergence="flag")
     assert run.diverged.all() and np.isnan(run.ys).all()

@@ -33,13 +33,20 @@ def _map_moments(optimizer, losses, params, batch, replacement=True, top=3, seco
                                  noise, top, second_order=second)
 
 
+@pytest.mark.parametrize("general", [False, True])
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.parametrize("replacement", [True, False])
-def test_sgd_general_path_equals_closed_form(order, replacement):
-    """The engine's SME of SGD is Li, Tai & E's: -grad(L + [h/4 |grad L|^2]), h c Sigma_1."""
+def test_sgd_general_path_equals_closed_form(order, replacement, general):
+    """The engine's SME of SGD is Li, Tai & E's: -grad(L + [h/4 |grad L|^2]), h c Sigma_1.
+    ``sf.SGD`` takes the closed form; the same rule written as ``sf.Custom`` goes through
+    moment matching, and both must give it."""
     ds = sf.Dataset(losses=LOSSES, params=[x, y])
     opt = sf.SGD(batch_size=2, replacement=replacement)
-    sde = sf.sme(opt, dataset=ds, order=order)
+    if general:
+        step = sf.Custom(update=lambda th, g, hh: th - hh * g(th), name="sgd")
+        sde = sf.sme(step, dataset=ds, order=order, batch_size=2, replacement=replacement)
+    else:
+        sde = sf.sme(opt, dataset=ds, order=order)
     L = ds.mean_loss
     grad = sp.Matrix([sp.diff(L, p) for p in (x, y)])
     drift = -grad if order == 1 else sf.modified_equation(sf.GD(), L, [x, y], 1).field
