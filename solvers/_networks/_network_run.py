@@ -28,6 +28,7 @@ import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._guard import as_sympy
 from symflow._trees._linear_rule import THETA, linear_rule
 
 from .._ode._compile import hyper_vector, vector_function
@@ -56,7 +57,7 @@ class NetworkOptimizer:
         self.loss_fn = loss_fn
         self._frozen = freeze_hyper(hyper)
         self.n_memory = len(rule.memory)
-        scalars = list(dict.fromkeys(sp.sympify(s) for s in rule.scalars()))
+        scalars = list(dict.fromkeys(as_sympy(s) for s in rule.scalars()))
         self._index = {s: i for i, s in enumerate(scalars)}
         syms = rule.hyper
         self._hyper = hyper_vector(syms, hyper)
@@ -77,7 +78,7 @@ class NetworkOptimizer:
                     v = memo[(node, b)]
                 else:
                     v = project(env[node], b, self.rule.blocks)
-                terms.append((coef[self._index[sp.sympify(s)]], v))
+                terms.append((coef[self._index[as_sympy(s)]], v))
         return axpy(terms)
 
     def step(self, state, batch, lr):

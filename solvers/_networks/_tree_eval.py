@@ -45,10 +45,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._core._guard import as_sympy
 from symflow._core._validate import resolve_values
 from symflow._trees._rooted import sort_key
 
@@ -313,7 +313,7 @@ class _Combiner:
 # -- compiled fields -------------------------------------------------------------------------------
 
 def _numeric(expr, hyper, what):
-    expr = sp.sympify(expr)
+    expr = as_sympy(expr)
     if hyper:
         expr = expr.subs(resolve_values(hyper, expr))
     if expr.free_symbols:

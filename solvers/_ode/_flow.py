@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from symflow import ModifiedEquation, StateModifiedEquation, SymflowError
+from symflow._core._guard import as_sympy
 
 from ._compile import hyper_vector, vector_function
 from ._iterate import as_start, check_lr, check_saved_memory
@@ -111,7 +112,7 @@ def flow_step(me, lr) -> float:
     :math:`1-\beta = c\sqrt h`, :math:`h^2` for AdaGrad)."""
     if not isinstance(me, StateModifiedEquation):
         return lr
-    base, exponent = sp.sympify(me.h_value).as_base_exp()
+    base, exponent = as_sympy(me.h_value).as_base_exp()
     if base != me.step:
         raise SymflowError(f"cannot invert h = {me.h_value} for the step {me.step}")
     return float(lr ** (1 / float(exponent)))

@@ -7,6 +7,7 @@ import sympy as sp
 
 from symflow import StateModifiedEquation, SymflowError
 from symflow._core._files import save_figure
+from symflow._core._guard import as_sympy
 
 from ._compile import hyper_vector, vector_function
 from ._flow import flow_step, solve_flow
@@ -18,7 +19,7 @@ def _runs(me, x0, lr, n_steps, hyper, memory0, zero_start):
     opt, loss = me.optimizer, me.loss
     if isinstance(me, StateModifiedEquation):
         theta, d = me.theta, len(me.theta)
-        scale = float(sp.sympify(me.memory_scale).subs(me.step, flow_step(me, lr)))
+        scale = float(as_sympy(me.memory_scale).subs(me.step, flow_step(me, lr)))
         real0 = None if memory0 is None else np.asarray(memory0, dtype=float) / scale
         run = np.asarray(iterate(opt, loss, theta, x0, lr, n_steps, hyper, memory0=real0,
                                  return_memory=True))

@@ -24,12 +24,11 @@ import warnings
 
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
 import symflow as sf
 from symflow import SymflowError
 from symflow._core._files import save_figure
-from symflow._core._guard import check_symbolic, to_sympy
+from symflow._core._guard import as_sympy, check_symbolic, to_sympy
 from symflow._core._progress import progress_bar
 from symflow._core._table import Table, TableDisplay
 from symflow._core._validate import check_order
@@ -345,7 +344,7 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
         if state:
             step = flow_step(me, lr)
             n = step_count(T, step, str(me.step))
-            scale = float(sp.sympify(me.memory_scale).subs(me.step, step))
+            scale = float(as_sympy(me.memory_scale).subs(me.step, step))
             real0 = None if memory0 is None else np.asarray(memory0, dtype=float) / scale
             z0 = cmap.start(start, extra, real0)
             z_n = cmap.final(z0, extra, n)

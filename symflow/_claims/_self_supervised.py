@@ -42,7 +42,7 @@ import functools
 import sympy as sp
 
 from .._core._errors import SymflowError
-from .._core._guard import check_symbolic
+from .._core._guard import as_sympy, check_symbolic
 from .._core._latex import LatexDisplay, aligned
 from .._core._symbols import h as H
 from .._engine._modified import modified_equation
@@ -88,7 +88,7 @@ def ema_teacher(decay=tau):
         nxt = theta - h * grad(theta, teacher)
         return nxt, decay * teacher + (1 - decay) * nxt[0:1, :]
 
-    hyper = [s for s in sp.sympify(decay).free_symbols]
+    hyper = [s for s in as_sympy(decay).free_symbols]
     return Custom(update=update, memory0=lambda theta: [theta[0]], hyper=hyper, name="byol-ema")
 
 

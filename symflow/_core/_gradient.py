@@ -16,6 +16,8 @@ import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 from sympy.polys.rings import ring
 
+from ._guard import as_sympy
+
 
 def random_points(symbols, count: int = 3):
     """Reproducible random rational points in (0, 1) for the given symbols."""
@@ -33,7 +35,7 @@ def numerically_nonzero(expr, point) -> bool:
 
 def is_zero_expr(expr) -> bool:
     """Exact zero test: cheap numeric refutation at random rational points, then simplify."""
-    expr = sp.sympify(expr)
+    expr = as_sympy(expr)
     if expr == 0:
         return True
     if any(numerically_nonzero(expr, p) for p in random_points(expr.free_symbols)):
@@ -109,7 +111,7 @@ def atom_potential(comps, params, max_atoms: int = 8, max_candidates: int = 600)
     -y*tanh(x)**2/(2*beta - 2)
     """
     params = tuple(params)
-    comps = [sp.sympify(c) for c in comps]
+    comps = [as_sympy(c) for c in comps]
     closure = _atoms_closure(comps, params, max_atoms)
     if closure is None:
         return None
@@ -177,7 +179,7 @@ def expr_potential(comps, params):
     found = atom_potential(comps, params)
     if found is not None:
         return found
-    comps = [-sp.sympify(c) for c in comps]
+    comps = [-as_sympy(c) for c in comps]
     total = sp.S.Zero
     for i, x in enumerate(params):
         rest = sp.simplify(comps[i] - sp.diff(total, x))

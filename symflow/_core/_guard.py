@@ -151,6 +151,21 @@ def rationalize(expr):
     return expr
 
 
+def as_sympy(value):
+    """``value`` as a SymPy object, unchanged (a float stays a ``Float``), for the packages'
+    own values: expressions, numbers and matrices they built. SymPy's *strict* conversion,
+    which never parses text (a string raises ``SympifyError``). It is the one place where
+    symflow and solvers call ``sympify``; values from users go through
+    :func:`check_symbolic` and :func:`to_sympy` instead.
+
+    Example::
+
+        >>> as_sympy(3), as_sympy(0.5)
+        (3, 0.500000000000000)
+    """
+    return sp.sympify(value, strict=True)
+
+
 def to_sympy(value, what: str = "the value"):
     """``value`` as a SymPy object, floats read as exact rationals; never parses text.
 
@@ -162,9 +177,9 @@ def to_sympy(value, what: str = "the value"):
     if isinstance(value, bool):
         raise SymflowError(f"got {what}={value!r} (a bool); pass a number or an expression")
     if isinstance(value, float):  # nan and inf become SymPy's, refused by the caller in context
-        return read_float(value, what) if math.isfinite(value) else sp.sympify(float(value))
+        return read_float(value, what) if math.isfinite(value) else sp.Float(value)
     try:
-        out = sp.sympify(value, strict=True)
+        out = as_sympy(value)
     except (sp.SympifyError, TypeError, ValueError) as err:
         raise SymflowError(f"got {what}={_short(value)} ({type(value).__name__}); expected "
                            f"a SymPy expression or a number ({err})") from None

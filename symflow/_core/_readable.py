@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ._guard import as_sympy
+
 #: A display-only name for the logistic function :math:`1/(1 + e^{-u})`.
 sigmoid = sp.Function("sigmoid")
 
@@ -34,7 +36,7 @@ def readable_constant(c):
     >>> readable_constant((b / 2 + sp.Rational(1, 2)) / (b - 1) ** 3)
     -(beta + 1)/(2*(1 - beta)**3)
     """
-    c = sp.factor(sp.sympify(c))
+    c = sp.factor(as_sympy(c))
     if not c.free_symbols:
         return c
     rational, numer, denom = sp.S.One, [], []
@@ -109,7 +111,7 @@ def readable(expr, params=()):
     >>> readable(-x**2 / (beta - 1) + (beta / 2 + sp.S.Half) * x / (beta - 1) ** 3, [x])
     x**2/(1 - beta) - x*(beta + 1)/(2*(1 - beta)**3)
     """
-    expr = sp.sympify(expr)
+    expr = as_sympy(expr)
     if not isinstance(expr, sp.Basic) or expr.is_number:
         return expr
     if params and expr.free_symbols - set(params):

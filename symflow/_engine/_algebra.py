@@ -21,6 +21,7 @@ from sympy.polys.rings import ring
 
 from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr, poly_potential
+from .._core._guard import as_sympy
 from ._jets import NotJetExpressible, expand_with_jets, split_by_h
 from ._rings import RingArithmetic, coefficient_domains, ring_to_expr
 
@@ -41,10 +42,10 @@ class ExprAlgebra:
         self.zero = sp.S.Zero
 
     def from_expr(self, expr):
-        return sp.sympify(expr)
+        return as_sympy(expr)
 
     def const(self, value):
-        return sp.sympify(value)
+        return as_sympy(value)
 
     def diff(self, a, i):
         return sp.diff(a, self.params[i])

@@ -41,6 +41,7 @@ import sympy as sp
 from .._core import _validate as v
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr
+from .._core._guard import as_sympy
 from .._core._symbols import h
 from ..optimizers._base import check_optimizer
 from ._algebra import ExprAlgebra, PolyAlgebra, expand_map
@@ -140,7 +141,7 @@ def check_field(field, params, allowed) -> Direction:
         raise SymflowError(
             f"got a field of shape {field.shape} for {len(params)} parameters {list(params)}; "
             f"the field must be a column Matrix of shape ({len(params)}, 1)")
-    field = sp.Matrix(field).applyfunc(lambda c: v.rationalize(sp.sympify(c, strict=True)))
+    field = sp.Matrix(field).applyfunc(lambda c: v.rationalize(as_sympy(c)))
     v.check_free_symbols(field, params, allowed, "the field")
     return Direction(params, -field)
 

@@ -23,6 +23,8 @@ import math
 
 import sympy as sp
 
+from .._core._guard import as_sympy
+
 
 class NotExpressible(Exception):
     """The rule cannot be expanded in this arithmetic (the caller tries another)."""
@@ -156,16 +158,16 @@ class Evaluator:
         self.memo = {}
 
     def __call__(self, expr):
-        expr = sp.sympify(expr)
+        expr = as_sympy(expr)
         if expr not in self.memo:
-            self.memo[expr] = self._eval(expr)
+            self.memo[expr] = self._evaluate(expr)
         return self.memo[expr]
 
     def _is_constant(self, expr):
         return not (expr.free_symbols & self.dynamic) and not any(
             isinstance(a, sp.core.function.AppliedUndef) for a in sp.preorder_traversal(expr))
 
-    def _eval(self, expr):
+    def _evaluate(self, expr):
         ops, alg = self.ops, self.ops.alg
         if expr in self.leaves:
             return self.leaves[expr]

@@ -62,6 +62,7 @@ import sympy as sp
 
 from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, random_points
+from .._core._guard import as_sympy
 from .._trees import _rooted as tr
 from .._trees._coordinate_free import coordinate_free_equation
 from .._trees._linear_rule import linear_rule
@@ -217,7 +218,7 @@ def tree_potential(coeffs: dict):
         seen.add(key)
         lam = None
         for r, mult in counts.items():
-            value = -sp.sympify(coeffs.get(r, 0)) / mult
+            value = -as_sympy(coeffs.get(r, 0)) / mult
             if lam is None:
                 lam = value
             elif sp.cancel(value - lam) != 0:
@@ -310,7 +311,7 @@ class TreeAlgebra:
         values = TreeValues(self.derivs, point or None, direction)
         out = [sp.S.Zero] * len(self.params)
         for t, c in term.coeffs.items():
-            c = sp.sympify(c).xreplace(point)
+            c = as_sympy(c).xreplace(point)
             for grafted, mult in tr.graft(_MARK, t).items():
                 out = [a + c * mult * b for a, b in zip(out, values(grafted))]
         return out

@@ -25,8 +25,9 @@ import sympy as sp
 
 from .._core import _validate as v
 from .._core._errors import SymflowError, ValidityWarning
-from .._core._table import Table, TableDisplay
+from .._core._guard import as_sympy
 from .._core._symbols import h
+from .._core._table import Table, TableDisplay
 from ..optimizers import GD
 
 #: Below this fraction of the series radius h*|lambda|_max is trusted without comment.
@@ -65,7 +66,7 @@ class ValidityReport(TableDisplay):
 
 def _by_name(expr, values):
     """``expr`` with its symbols replaced by the numbers in ``values`` (keyed by name)."""
-    expr = sp.sympify(expr)
+    expr = as_sympy(expr)
     return expr.xreplace({s: values.get(s.name, s) for s in expr.free_symbols})
 
 
@@ -83,7 +84,7 @@ def _limits(optimizer, values):
     def number(expr, formula):
         if expr is None:
             return None, None
-        expr = sp.sympify(expr)
+        expr = as_sympy(expr)
         value = _by_name(expr, values).subs(h, values["h"]).evalf()
         if value.free_symbols:
             missing = ", ".join(sorted(map(str, value.free_symbols)))

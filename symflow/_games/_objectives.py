@@ -59,7 +59,7 @@ from .._core import _validate as v
 from .._core._display import NOT_COMPUTED, computed, shorten
 from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr
-from .._core._guard import check_symbolic, to_sympy
+from .._core._guard import as_sympy, check_symbolic, to_sympy
 from .._core._latex import LatexDisplay, aligned
 from .._core._readable import readable
 from .._core._symbols import h
@@ -271,7 +271,7 @@ def _player_potential(alg, vec, directions, scale):
     grad = alg.gradient_jets()
     images = [{i: grad[i] if b is None else alg.diff(b, i) for i in directions} for b in basis]
     field, domain = alg.ring.domain.get_field(), alg.ring.domain
-    s = field.from_sympy(sp.sympify(scale))
+    s = field.from_sympy(as_sympy(scale))
     keys = sorted({(i, m) for i in directions for m in vec[i].keys()}
                   | {(i, m) for img in images for i in directions for m in img[i].keys()})
     rows = [[field.convert_from(img[i].get(m, domain.zero), domain) * s for img in images]
@@ -316,7 +316,7 @@ def _own_potential(term, own, scale, loss=None):
     :math:`V` is found variable by variable (:func:`symflow._core._gradient.expr_potential`,
     checked by differentiating back).
     """
-    comps = [sp.sympify(c) / scale for c in term]
+    comps = [as_sympy(c) / scale for c in term]
     if all(c == 0 for c in comps):
         return sp.S.Zero
     if loss is not None and all(is_zero_expr(c - sp.diff(loss, p)) for c, p in zip(comps, own)):

@@ -43,6 +43,7 @@ import math
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 
 
 def multi_indices(dim: int, max_degree: int) -> list:
@@ -73,7 +74,7 @@ class GradientNoise:
         self.params = tuple(params)
         self.mean_gradient = sp.Matrix(mean_gradient)
         self.factor = sp.Matrix(factor)
-        self.scale = sp.sympify(scale)
+        self.scale = as_sympy(scale)
         self._mean, self._factor = {}, {}
 
     def mean_jet(self, i, alpha):
@@ -101,7 +102,7 @@ class JetOracle:
 
     def __init__(self, params, step, degree, amplitude=1):
         self.params, self.step, self.degree = tuple(params), step, degree
-        self.amplitude = sp.sympify(amplitude)
+        self.amplitude = as_sympy(amplitude)
         dim = len(params)
         self.alphas = multi_indices(dim, degree)
         self.gbar = {(i, a): sp.Dummy(f"g{i}_{''.join(map(str, a))}")
@@ -298,7 +299,7 @@ class _Expectation:
             keys = [self.oracle.xi_key[x] for x, e in zip(xis, mono) for _ in range(e)]
             (i, a), (j, b) = keys
             total += coeff * self.noise.pair(i, a, j, b)
-        return sp.expand(sp.sympify(total).xreplace(self.values))
+        return sp.expand(as_sympy(total).xreplace(self.values))
 
 
 class IncrementMoments:

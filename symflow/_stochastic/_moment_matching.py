@@ -18,6 +18,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from ._increment_moments import IncrementMoments, sde_increment_moments
 
 
@@ -40,7 +41,7 @@ def match_moments(moments: IncrementMoments, time_step, mean_order: int, second_
     """
     coords, step = moments.coords, moments.step
     n = len(coords)
-    time_step = sp.sympify(time_step)
+    time_step = as_sympy(time_step)
     q = sp.Poly(time_step, step).degree()
     drift, cov = sp.zeros(n, 1), sp.zeros(n, n)
     top = max(mean_order, second_order)

@@ -28,6 +28,7 @@ from .._core import _validate as v
 from .._core._display import shorten
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr, random_points
+from .._core._guard import as_sympy
 from .._core._latex import LatexDisplay
 from .._core._readable import readable
 from .._core._symbols import h
@@ -67,7 +68,7 @@ def _as_matrix(mat, what: str) -> sp.Matrix:
 
 def _sign(expr):
     """True if ``expr >= 0`` is known, False if ``expr < 0`` is known, else None."""
-    expr = sp.sympify(expr)
+    expr = as_sympy(expr)
     if expr.is_nonnegative:
         return True
     if expr.is_negative:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from .._core._symbols import h
 from .._engine._modified import modified_equation
 from ..optimizers import Adam, RMSprop
@@ -106,7 +107,7 @@ def _is_slow(optimizer, params, rule):
     _, oracle = _constant_oracle(dim)
     nxt, mem = rule.rule(sp.Matrix(params), memory, oracle, rule.step)
     jumps = list(sp.Matrix(nxt) - sp.Matrix(params)) + list(sp.Matrix(mem) - memory)
-    return all(sp.simplify(sp.sympify(j).subs(rule.step, 0)) == 0 for j in jumps)
+    return all(sp.simplify(as_sympy(j).subs(rule.step, 0)) == 0 for j in jumps)
 
 
 def relaxed_memory_sme(optimizer, noise, mean_loss, params, order, hyper) -> SDE:

@@ -27,6 +27,7 @@ import math
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from .._core._progress import progress_bar
 from .._core._symbols import h
 from . import _rooted as tr
@@ -57,13 +58,13 @@ class BSeries:
         self._scalars: dict = {}
 
     def const(self, value):
-        return self.K.from_sympy(sp.sympify(value))
+        return self.K.from_sympy(as_sympy(value))
 
     def scalar(self, expr):
         """Power series of a scalar in ``h``: a list of coefficients to ``h**degree``."""
         if expr in self._scalars:
             return self._scalars[expr]
-        expr = sp.sympify(expr)
+        expr = as_sympy(expr)
         try:
             poly = sp.Poly(expr, h)
         except sp.PolynomialError:

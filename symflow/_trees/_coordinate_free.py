@@ -42,11 +42,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._core._errors import SymflowError
 from .._core._display import shorten
+from .._core._errors import SymflowError
+from .._core._guard import as_sympy, check_symbolic
 from .._core._latex import LatexDisplay, aligned
 from .._core._progress import progress_bar
-from .._core._guard import check_symbolic
 from .._core._validate import check_order
 from ..optimizers._base import check_optimizer
 from . import _rooted as tr
@@ -73,7 +73,7 @@ def _flip_signs(c):
 
 def _coefficient(c, latex: bool) -> tuple[bool, str]:
     """``(negative, text of |c|)``; the text is empty for 1."""
-    c = sp.sympify(c)
+    c = as_sympy(c)
     number, factors = _flip_signs(c)
     if not number.is_Rational:
         body = sp.latex(c) if latex else str(c)

@@ -42,6 +42,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from .._core._symbols import h
 from .._core._validate import rationalize
 
@@ -83,7 +84,7 @@ class LinearRule:
         """The symbols other than ``h`` in the coefficients, sorted by name."""
         free = set()
         for s in self.scalars():
-            free |= sp.sympify(s).free_symbols
+            free |= as_sympy(s).free_symbols
         return tuple(sorted(free - {h}, key=str))
 
 

@@ -10,9 +10,8 @@ from typing import NamedTuple
 import sympy as sp
 
 from .._core._errors import SymflowError
-from .._core._guard import check_symbolic, to_sympy
+from .._core._guard import as_sympy, check_symbolic, to_sympy
 from .._core._symbols import h
-from .._core._validate import rationalize
 
 GradOracle = Callable[[sp.MatrixBase], sp.MatrixBase]
 
@@ -102,7 +101,7 @@ class AbstractOptimizer(abc.ABC):
         """The SymPy symbols that occur in the hyperparameters."""
         out = set()
         for value in self.hyperparameters().values():
-            out |= getattr(sp.sympify(value), "free_symbols", set())
+            out |= getattr(as_sympy(value), "free_symbols", set())
         return frozenset(out)
 
     @property
@@ -111,7 +110,7 @@ class AbstractOptimizer(abc.ABC):
         return repr(self)
 
     def _key(self):
-        return (type(self), tuple(sorted((k, sp.sympify(v)) for k, v in
+        return (type(self), tuple(sorted((k, as_sympy(v)) for k, v in
                                          self.hyperparameters().items())))
 
     def __eq__(self, other) -> bool:

@@ -31,6 +31,7 @@ import numbers
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from ._base import AbstractOptimizer, check_positive
 
 
@@ -143,7 +144,7 @@ class AbstractGDA(AbstractOptimizer):
                     "must be a SymPy expression (parse strings with sf.parse_expression)")
         z = sp.Matrix(params)
         phi, theta = self.split(z)
-        l1, l2 = (sp.sympify(loss) for loss in losses)
+        l1, l2 = (as_sympy(loss) for loss in losses)
         return sp.Matrix([-sp.diff(l1, p) for p in phi] + [sp.diff(l2, q) for q in theta])
 
     def scaling(self, dim: int) -> sp.Matrix:
