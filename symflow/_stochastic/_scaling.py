@@ -23,6 +23,7 @@ import random
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._guard import as_sympy
 from .._core._latex import LatexDisplay, aligned
 from .._core._symbols import h
 from ..optimizers import SGD, AbstractOptimizer
@@ -53,12 +54,13 @@ class ScalingRule(LatexDisplay):
     """
 
     def __init__(self, optimizer, mapping, changes, conditions, sde, scaled):
-        self.optimizer, self.mapping, self.changes = optimizer, dict(mapping), dict(changes)
+        self.optimizer, self.mapping = optimizer, dict(mapping)
+        self._changes = tuple(changes)  # (lhs, rhs) expressions
+        self.changes = {str(lhs): str(rhs) for lhs, rhs in self._changes}
         self.conditions, self.sde, self.scaled = tuple(conditions), sde, scaled
 
     def latex(self) -> str:
-        rows = [f"{sp.latex(sp.Symbol(k))} &\\to {sp.latex(sp.sympify(v))}"
-                for k, v in self.changes.items()]
+        rows = [f"{sp.latex(lhs)} &\\to {sp.latex(rhs)}" for lhs, rhs in self._changes]
         return aligned(["B &\\to \\kappa B"] + rows)
 
     def __str__(self) -> str:
@@ -86,17 +88,21 @@ def _sample_points(symbols, count=3):
             for _ in range(count)]
 
 
-def _change_text(name, old, new):
-    old, new = sp.sympify(old), sp.sympify(new)
+def _change(name, old, new):
+    """How a hyperparameter moves, as ``(lhs, rhs)`` expressions: ``name -> r*name`` when
+    the ratio depends on kappa only, ``1 - name -> r*(1 - name)`` likewise, else the new
+    value; None when it does not move."""
+    old, new = as_sympy(old), as_sympy(new)
     if sp.simplify(new - old) == 0:
         return None
+    symbol = sp.Symbol(name)
     ratio = sp.simplify(new / old)
     if ratio.free_symbols <= {kappa}:
-        return name, str(ratio * sp.Symbol(name))
+        return symbol, ratio * symbol
     gap = sp.simplify((1 - new) / (1 - old))
     if gap.free_symbols <= {kappa}:
-        return f"1 - {name}", f"{gap}*(1 - {name})"
-    return name, str(new)
+        return 1 - symbol, sp.Mul(gap, 1 - symbol, evaluate=False)
+    return symbol, new
 
 
 def scaling_rule(optimizer, losses=None, params=None, dataset=None, replacement=True,
@@ -167,16 +173,16 @@ def scaling_rule(optimizer, losses=None, params=None, dataset=None, replacement=
                            f"{opt.label} unchanged")
     back = {d: s for s, d in new.items()}
     mapping = {s: v.xreplace(back) for s, v in mapping.items()}
-    changes = {}
+    changes = []
     if h in mapping:
-        changes["h"] = str(mapping[h])
+        changes.append((h, mapping[h]))
     for name, value in opt.hyperparameters().items():
         if name in ("batch_size", "replacement"):
             continue
-        value = sp.sympify(value)
-        text = _change_text(name, value, value.xreplace(mapping))
-        if text:
-            changes[text[0]] = text[1]
+        value = as_sympy(value)
+        moved = _change(name, value, value.xreplace(mapping))
+        if moved:
+            changes.append(moved)
     conditions = [f"for the SME of order {order} (weak order {order} in h)",
                   "minibatches drawn with replacement" if (
                       opt.replacement if isinstance(opt, SGD) else replacement) else
