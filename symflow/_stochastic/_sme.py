@@ -58,13 +58,14 @@ import sympy as sp
 from sympy.polys.rings import ring
 
 from .._core import _validate as v
-from .._core._errors import SymflowError
 from .._core._display import NOT_COMPUTED, PENDING_LOSS, computed, shorten
+from .._core._errors import SymflowError
+from .._core._gradient import expr_is_gradient, expr_potential
+from .._core._guard import as_sympy
 from .._core._latex import LatexDisplay, aligned
 from .._core._readable import readable
 from .._core._symbols import h
 from .._engine._modified import modified_equation
-from .._core._gradient import expr_is_gradient, expr_potential
 from ..optimizers import GD, AbstractOptimizer, AdaGrad, Custom
 from ..optimizers._sgd import SGD
 from ._dataset import as_dataset
@@ -258,7 +259,7 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
             factor, cov = _noise_from_user(noise, params)
         scale = sp.S.One
     else:
-        b = sp.sympify(sampler.batch_size)
+        b = as_sympy(sampler.batch_size)
         if b.is_number and b > ds.n_samples:
             raise SymflowError(
                 f"got batch_size={b} for a dataset of N={ds.n_samples} samples; a minibatch "
@@ -273,9 +274,10 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
         return memory_sme(optimizer, noise_model, mean_loss, params, order,
                           tuple(sorted(allowed, key=str)))
     if type(optimizer) in (SGD, GD):
-        drift, sigma, covariance = _gradient_step_sme(noise_model, cov, mean_loss, params,
-                                                      allowed, order)
+        drift, sigma, covariance, me = _gradient_step_sme(noise_model, cov, mean_loss,
+                                                          params, allowed, order)
     else:
+        me = None
         rule = _memoryless_rule(optimizer)
         where = optimizer.label
         moments = map_increment_moments(rule, params, params, h, noise_model, order,
@@ -294,7 +296,7 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
         cov = (factor * factor.T).applyfunc(sp.expand)
         sigma = (sp.sqrt(h * scale) * factor).applyfunc(sp.expand)
         covariance = (h * scale * cov).applyfunc(sp.expand)
-    potential = _potential(optimizer, mean_loss, params, allowed, order, drift)
+    potential = _potential(optimizer, mean_loss, params, allowed, order, drift, me)
     name = f"SME order {order} of {optimizer.label}"
     return SDE(drift=drift.applyfunc(sp.expand), diffusion=sigma, params=params,
                covariance=covariance, name=name, potential=potential)
@@ -306,14 +308,16 @@ def _gradient_step_sme(noise, cov, mean_loss, params, allowed, order):
     the general path): drift :math:`-\nabla L`, at order 2 the engine's modified field of GD
     :math:`-\nabla L - \frac h2 \nabla^2L\,\nabla L`; the increment's covariance is exactly
     :math:`h^2 c\,\Sigma_1`, so :math:`\sigma = \sqrt{h c}\,G`. Moment matching of
-    non-polynomial losses costs seconds to minutes; this costs one modified equation."""
+    non-polynomial losses costs seconds to minutes; this costs one modified equation
+    (returned too, for the potential; None at order 1)."""
+    me = None
     if order == 1:
         drift = -sp.Matrix(noise.mean_gradient)
     else:
-        drift = sp.Matrix(modified_equation(GD(), mean_loss, params, 1,
-                                            hyper=tuple(sorted(allowed, key=str))).field)
+        me = modified_equation(GD(), mean_loss, params, 1, hyper=tuple(sorted(allowed, key=str)))
+        drift = sp.Matrix(me.field)
     sigma = (sp.sqrt(h * noise.scale) * sp.Matrix(noise.factor)).applyfunc(sp.expand)
-    return drift, sigma, (h * noise.scale * sp.Matrix(cov)).applyfunc(sp.expand)
+    return drift, sigma, (h * noise.scale * sp.Matrix(cov)).applyfunc(sp.expand), me
 
 
 def _memoryless_rule(optimizer):
@@ -322,18 +326,20 @@ def _memoryless_rule(optimizer):
     return rule
 
 
-def _potential(optimizer, mean_loss, params, allowed, order, drift):
-    """The potential of a gradient drift: the deterministic modified loss of the rule, plus
-    the potential of the noise-induced drift (None when the drift is not a gradient)."""
+def _potential(optimizer, mean_loss, params, allowed, order, drift, me=None):
+    """The potential of a gradient drift: the deterministic modified loss of the rule (``me``
+    when already derived), plus the potential of the noise-induced drift (None when the
+    drift is not a gradient)."""
     if order == 1:
         if all(sp.expand(b + sp.diff(mean_loss, p)) == 0 for b, p in zip(drift, params)):
             return mean_loss
         return None
-    try:
-        me = modified_equation(optimizer, mean_loss, params, 1,
-                               hyper=tuple(sorted(allowed, key=str)))
-    except SymflowError:
-        return None
+    if me is None:
+        try:
+            me = modified_equation(optimizer, mean_loss, params, 1,
+                                   hyper=tuple(sorted(allowed, key=str)))
+        except SymflowError:
+            return None
     if me.modified_loss is None:
         return None
     rest = (drift - sp.Matrix(me.field)).applyfunc(sp.expand)

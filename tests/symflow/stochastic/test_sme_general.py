@@ -77,10 +77,14 @@ def test_moment_matching_is_exact_extragradient(order):
 def test_extragradient_noise_induced_drift():
     """Extragradient's order-2 SME = its deterministic modified flow + h E[(grad xi) xi];
     with l_i = a_i w^2 / 2 the noise term is h c Var(a) w."""
-    losses = [w**2 / 2, 3 * w**2 / 2, 5 * w**2 / 2]     # a = 1, 3, 5: mean 3, Var 8/3
+    a = [1, 3, 5]
+    losses = [ai * w**2 / 2 for ai in a]
+    mean = sp.Rational(sum(a), len(a))
+    var = sum((ai - mean)**2 for ai in a) / len(a)
+    c = sf.SGD(batch_size=1).noise_scale(len(a))
     sde = sf.sme(extragradient(), losses=losses, params=[w], batch_size=1, order=2)
-    me = sf.modified_equation(extragradient(), 3 * w**2 / 2, [w], 1)
-    assert sp.expand(sde.drift[0] - me.field[0] - h * sp.Rational(8, 3) * w) == 0
+    me = sf.modified_equation(extragradient(), mean * w**2 / 2, [w], 1)
+    assert sp.expand(sde.drift[0] - me.field[0] - h * c * var * w) == 0
     assert sde.potential is not None
     assert sp.expand(sp.diff(sde.potential, w) + sde.drift[0]) == 0
 
