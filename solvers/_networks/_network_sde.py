@@ -47,6 +47,7 @@ from symflow import SymflowError
 from .._ode._iterate import check_lr
 from .._sde._ensemble import DEFAULT_CHUNK
 from .._sde._normals import normal_rows
+from .._sde._sde import euler_or_heun
 from ._network_data import NetworkData, draw_batches
 from ._network_sme import NetworkSME
 from ._network_stats import NetworkEnsemble, Observer, check_count, run_network_ensemble
@@ -80,11 +81,7 @@ def _sde_factory(sme: NetworkSME, unravel, solver: str):
                 rows = jax.tree_util.tree_map(
                     lambda a: jnp.broadcast_to(a, (n,) + a.shape), sme.data.arrays)
             dw = noise(x, rows, z, lr) * jnp.sqrt(dt)
-            b1 = drift(x, hw)
-            if solver == "euler":
-                return x + b1 * dt + dw
-            pred = x + b1 * dt + dw
-            return x + 0.5 * (b1 + drift(pred, hw)) * dt + dw
+            return euler_or_heun(x, lambda y: drift(y, hw), dt, dw, solver)
 
         return step
 

@@ -203,10 +203,7 @@ def sde_step_factory(csde: CompiledSDE, solver: str):
         def step(x, k, ckey, args):
             dt, sqdt, cv, csig = args
             if csde.kind == "none":
-                b1 = drift(x, cv)
-                if solver == "euler":
-                    return x + b1 * dt
-                return x + 0.5 * (b1 + drift(x + b1 * dt, cv)) * dt
+                return euler_or_heun(x, lambda y: drift(y, cv), dt, 0.0, solver)
             if solver == "sra1":
                 z = constrain(normal_rows(ckey, k, n, 2 * m))
                 dw, area = z[:m] * sqdt, z[m:] * (sqdt / math.sqrt(12.0))
@@ -215,15 +212,21 @@ def sde_step_factory(csde: CompiledSDE, solver: str):
                 return x + (b1 / 3 + 2 * drift(x2, cv) / 3) * dt + csig @ dw
             dw = constrain(normal_rows(ckey, k, n, m)) * sqdt
             noise = csde.noise_term(x, cv, dw, csig)
-            b1 = drift(x, cv)
-            if solver == "euler":
-                return x + b1 * dt + noise
-            pred = x + b1 * dt + noise
-            return x + 0.5 * (b1 + drift(pred, cv)) * dt + noise
+            return euler_or_heun(x, lambda y: drift(y, cv), dt, noise, solver)
 
         return step
 
     return factory
+
+
+def euler_or_heun(x, drift, dt, noise, solver: str):
+    r"""One Euler-Maruyama step :math:`x + b(x)\,dt + \xi`, or (``solver="heun"``) Heun's
+    predictor-corrector on the drift with the same noise increment :math:`\xi`:
+    :math:`x + \tfrac12\bigl(b(x) + b(x + b(x)dt + \xi)\bigr)dt + \xi`."""
+    b1 = drift(x)
+    if solver == "euler":
+        return x + b1 * dt + noise
+    return x + 0.5 * (b1 + drift(x + b1 * dt + noise)) * dt + noise
 
 
 # -- the entry point ---------------------------------------------------------------------------

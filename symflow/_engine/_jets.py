@@ -58,7 +58,22 @@ def _plus(a, b):
     return tuple(x + y for x, y in zip(a, b))
 
 
-class JetAlgebra(RingArithmetic):
+class LossDerivatives:
+    r"""The derivatives :math:`\partial^\alpha L` of the concrete loss ``self.loss`` in
+    ``self.params``, each computed once from the one below it (``self._derivs`` caches them);
+    shared by the jet and rational-jet algebras, which map generators back to them."""
+
+    def derivative(self, alpha):
+        r""":math:`\partial^\alpha L` of the concrete loss (cached)."""
+        if alpha not in self._derivs:
+            i = next(k for k, e in enumerate(alpha) if e)
+            lower = tuple(e - (k == i) for k, e in enumerate(alpha))
+            base = self.loss if sum(lower) == 0 else self.derivative(lower)
+            self._derivs[alpha] = sp.diff(base, self.params[i])
+        return self._derivs[alpha]
+
+
+class JetAlgebra(LossDerivatives, RingArithmetic):
     """Scalars are polynomials in the parameters and the jets :math:`L_\\alpha`."""
 
     kind = "jet"
@@ -113,15 +128,6 @@ class JetAlgebra(RingArithmetic):
         return self.ring({k: c for k, c in out.items() if c})
 
     # -- back to the concrete loss -----------------------------------------------------
-    def derivative(self, alpha):
-        r""":math:`\partial^\alpha L` of the concrete loss (cached)."""
-        if alpha not in self._derivs:
-            i = next(k for k, e in enumerate(alpha) if e)
-            lower = tuple(e - (k == i) for k, e in enumerate(alpha))
-            base = self.loss if sum(lower) == 0 else self.derivative(lower)
-            self._derivs[alpha] = sp.diff(base, self.params[i])
-        return self._derivs[alpha]
-
     def jet_values(self, point):
         """The parameters and every jet :math:`L_\\alpha` at a numeric ``point`` (30 digits)."""
         values = dict(point)

@@ -33,12 +33,13 @@ from .._core._gradient import (
     numerically_nonzero,
     random_points,
 )
-from ._jets import _plus, _unit, multi_indices
+from .._core._guard import as_sympy
+from ._jets import LossDerivatives, _plus, _unit, multi_indices
 from ._rings import RingArithmetic
 from ._series import NotExpressible
 
 
-class RationalJetAlgebra(RingArithmetic):
+class RationalJetAlgebra(LossDerivatives, RingArithmetic):
     """Scalars are polynomials in parameters, jets and atoms (inverses, roots, signs)."""
 
     kind = "rational"
@@ -225,14 +226,6 @@ class RationalJetAlgebra(RingArithmetic):
         return self.reduce(out)
 
     # -- back to the concrete loss ---------------------------------------------------------
-    def derivative(self, alpha):
-        if alpha not in self._derivs:
-            i = next(k for k, e in enumerate(alpha) if e)
-            lower = tuple(e - (k == i) for k, e in enumerate(alpha))
-            base = self.loss if sum(lower) == 0 else self.derivative(lower)
-            self._derivs[alpha] = sp.diff(base, self.params[i])
-        return self._derivs[alpha]
-
     def _atom_values(self, base):
         """Substitution for the atoms given ``base`` (values of params and jets)."""
         sub = dict(base)
@@ -257,7 +250,7 @@ class RationalJetAlgebra(RingArithmetic):
             vals[s] = self.derivative(alpha).xreplace(point).evalf(30)
         vals = self._atom_values(vals)
         vals.update(self.post)
-        return {k: sp.sympify(v).evalf(30) for k, v in vals.items()}
+        return {k: as_sympy(v).evalf(30) for k, v in vals.items()}
 
     # -- gradient structure ------------------------------------------------------------------
     def is_gradient(self, vec) -> bool:
