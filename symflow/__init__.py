@@ -39,7 +39,8 @@ from ._stochastic._fokker_planck import (FokkerPlanck, FreeEnergy, StationaryDen
 from ._stochastic._moments import MomentSystem, sde_moments, sgd_moments
 from ._stochastic._scaling import ScalingRule, scaling_rule
 from ._stochastic._sde import SDE
-from ._stochastic._sme import EpochFlow, epoch_mean_flow, sme
+from ._stochastic._epoch import EpochFlow, epoch_mean_flow
+from ._stochastic._sme import sme
 
 # two-player games
 from ._games._equilibrium import EquilibriumSpectrum, equilibrium_eigenvalues

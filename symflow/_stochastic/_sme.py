@@ -1,4 +1,4 @@
-r"""Stochastic modified equations of SGD, and the mean flow of an epoch of reshuffled SGD.
+r"""Stochastic modified equations of SGD and of every optimizer.
 
 **SME** (Li, Tai & E, *Stochastic modified equations and dynamics of stochastic gradient
 algorithms I*, JMLR 20, 2019, Theorems 1 and 3). SGD,
@@ -32,41 +32,19 @@ SME by a relative :math:`O(h)` (1-D: :math:`\tfrac{h\Sigma}{a(2-ha)}` against
 covariance of SGD to :math:`O(h^3)`, i.e. uses
 :math:`G_h = G + \tfrac h2\,(\nabla^2L\,G + (\nabla L\cdot\nabla)G)`, which brings the
 stationary gap on quadratics to relative :math:`O(h^2)`.
-
-**Epoch mean flow** (Smith, Dherin, Barrett & De, *On the origin of implicit regularization
-in stochastic gradient descent*, ICLR 2021). One epoch of SGD with random reshuffling over
-:math:`m` batches with losses :math:`L_1, \dots, L_m` (:math:`L = \frac1m\sum_k L_k`) composes
-:math:`m` gradient steps in a random order. The engine composes them symbolically, averages
-the composed map over the :math:`m!` orders, and finds the modified flow of that mean map;
-at first order it is the gradient flow of
-
-.. math::
-
-    \tilde L = L + \frac h4\lVert\nabla L\rVert^2
-    + \frac h{4m}\sum_{k=1}^m\lVert\nabla L_k - \nabla L\rVert^2 .
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import itertools
-import math
-import numbers
-
 import sympy as sp
-from sympy.polys.rings import ring
 
 from .._core import _validate as v
-from .._core._display import NOT_COMPUTED, PENDING_LOSS, computed, shorten
 from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential
 from .._core._guard import as_sympy
-from .._core._latex import LatexDisplay, aligned
-from .._core._readable import readable
 from .._core._symbols import h
 from .._engine._modified import modified_equation
-from ..optimizers import GD, AbstractOptimizer, AdaGrad, Custom
+from ..optimizers import GD, AbstractOptimizer, AdaGrad
 from ..optimizers._sgd import SGD
 from ._dataset import as_dataset
 from ._increment_moments import GradientNoise, map_increment_moments
@@ -352,217 +330,6 @@ def _potential(optimizer, mean_loss, params, allowed, order, drift, me=None):
 
 
 # -- epoch mean flow ------------------------------------------------------------------------
-class _SeriesMaps:
-    """Truncated power series in ``h`` of maps: lists of coefficient columns d_0..d_K."""
-
-    def __init__(self, params, grads, order, polynomial):
-        self.params, self.order = tuple(params), order
-        self.polynomial = polynomial
-        if polynomial:
-            self.ring, *gens = ring(self.params + (h,), sp.QQ)
-            self.gens, self.h = gens[:-1], gens[-1]
-            self.grads = [[self.ring(sp.expand(c)) for c in g] for g in grads]
-        else:
-            self.grads = grads
-
-    def identity(self):
-        return list(self.gens if self.polynomial else self.params)
-
-    def step(self, current, k):
-        """``current - h * grad_k(current)`` truncated after ``h**order``."""
-        if self.polynomial:
-            subs = list(zip(self.gens, current))
-            out = []
-            for c, g in zip(current, self.grads[k]):
-                new = c - self.h * g.compose(subs)
-                out.append(self.ring({m: co for m, co in new.terms() if m[-1] <= self.order}))
-            return out
-        eps = sp.Dummy("eps")
-        shifted = {p: c.xreplace({h: eps}) for p, c in zip(self.params, current)}
-        out = []
-        for c, g in zip(current, self.grads[k]):
-            comp = g.xreplace(shifted)
-            series = sp.S.Zero
-            deriv = comp
-            for j in range(self.order):
-                series += h ** (j + 1) * deriv.xreplace({eps: 0}) / math.factorial(j)
-                deriv = sp.diff(deriv, eps)
-            out.append(sp.expand(c - series))
-        return out
-
-    def to_expr(self, vec):
-        if self.polynomial:
-            return [p.as_expr() for p in vec]
-        return vec
 
 
-class EpochFlow(LatexDisplay):
-    r"""The mean flow of one reshuffled epoch, per unit time :math:`t = nh`.
-
-    Attributes
-    ----------
-    terms : tuple of column Matrix
-        ``terms[k]`` is the coefficient of :math:`h^k` (``terms[0] == -grad L``).
-    modified_loss : sympy.Expr or None
-        :math:`\tilde L` with ``field == -grad L~`` when every term is a gradient field.
-    mean_map : column Matrix
-        The composed map averaged over the :math:`m!` batch orders, to :math:`h^{p+1}`.
-    batch_losses, loss, params, order
-    """
-
-    def __init__(self, me, batch_losses, loss, params, mean_map):
-        m = len(batch_losses)
-        self.batch_losses, self.loss, self.params = tuple(batch_losses), loss, tuple(params)
-        self.order, self.n_batches, self.mean_map = me.order, m, sp.ImmutableMatrix(mean_map)
-        self.terms = tuple(sp.ImmutableMatrix((sp.Matrix(t) / m).applyfunc(sp.expand))
-                           for t in me.terms)
-        self.equation = me
-
-    @property
-    def gradient_orders(self) -> tuple:
-        """``gradient_orders[k]``: is ``terms[k]`` a gradient field (symmetric Jacobian)."""
-        return self.equation.gradient_orders
-
-    @functools.cached_property
-    def modified_loss(self):
-        r""":math:`\tilde L` with ``field == -grad L~`` (None when not a gradient field).
-
-        Computed on first access (for non-polynomial losses the potential is found by
-        symbolic integration, which can be slow).
-        """
-        me, m = self.equation, self.n_batches
-        if not me.is_gradient or any(p is None for p in me.potentials[1:]):
-            return None
-        return sp.expand(self.loss + sum(
-            (h**k * p / m for k, p in enumerate(me.potentials) if k >= 1), sp.S.Zero))
-
-    @property
-    def field(self) -> sp.Matrix:
-        """:math:`\\sum_k h^k\\,\\text{terms}[k]`."""
-        out = sp.zeros(len(self.params), 1)
-        for k, t in enumerate(self.terms):
-            out += h**k * sp.Matrix(t)
-        return out
-
-    def simplify(self) -> "EpochFlow":
-        """A copy whose terms (and modified loss, when computed) are passed to ``sp.simplify``."""
-        new = copy.copy(self)
-        new.__dict__ = dict(self.__dict__)
-        new.terms = tuple(t.applyfunc(sp.simplify) for t in self.terms)
-        if computed(self, "modified_loss") not in (NOT_COMPUTED, None):
-            new.modified_loss = sp.simplify(self.modified_loss)
-        return new
-
-    # -- display: shows only what is computed (printing never integrates) -----------------
-    def latex(self) -> str:
-        field = self.field
-        rows = [f"\\frac{{d{sp.latex(p)}}}{{dt}} &= "
-                f"{sp.latex(readable(sp.expand(field[i]), self.params))}"
-                for i, p in enumerate(self.params)]
-        ml = computed(self, "modified_loss")
-        if ml is NOT_COMPUTED:
-            rows.append(f"&\\text{{{PENDING_LOSS}}}")
-        elif ml is not None:
-            rows.append(f"\\tilde{{L}} &= {sp.latex(readable(ml, self.params))}")
-        return aligned(rows)
-
-    def _text(self, limit=None) -> str:
-        cut = (lambda t: t) if limit is None else (lambda t: shorten(t, limit))
-        lines = [f"Mean flow of one reshuffled epoch ({self.n_batches} batches), order "
-                 f"{self.order} in h, t = n*h"]
-        for k, t in enumerate(self.terms):
-            lines.append(cut(f"  h^{k}: {[readable(c, self.params) for c in t]}"))
-        ml = computed(self, "modified_loss")
-        if ml is NOT_COMPUTED:
-            lines.append(f"  {PENDING_LOSS}")
-        elif ml is not None:
-            lines.append(cut(f"  modified loss: {readable(ml, self.params)}"))
-        else:
-            lines.append("  no modified loss: not a gradient field at every kept order")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self._text()
-
-    def __repr__(self) -> str:
-        return self._text(limit=400)
-
-
-MAX_BATCHES = 6
-
-
-def epoch_mean_flow(losses=None, params=None, dataset=None, batch_size=None, batches=None,
-                    order: int = 1, hyper=()) -> EpochFlow:
-    r"""The modified flow of the mean epoch map of SGD with random reshuffling.
-
-    Give the batch losses directly (``batches=[L_1, ..., L_m]``, each the mean loss of one
-    batch), or a training set (``losses`` or ``dataset``) with ``batch_size``: the samples
-    are split in order into :math:`m = N/B` batches (one fixed partition; the average is
-    over the order in which the batches are visited). The :math:`m` gradient steps
-    :math:`\theta\mapsto\theta - h\nabla L_k(\theta)` are composed as power series in
-    :math:`h` (sparse polynomials for polynomial losses, Taylor coefficients otherwise),
-    averaged over all :math:`m!` orders (:math:`m \le 6`), and the mean map goes through
-    :func:`symflow.modified_equation`; the field is divided by :math:`m` so that time is
-    :math:`t = nh`.
-
-    Example::
-
-        >>> import sympy as sp
-        >>> w = sp.Symbol("w")
-        >>> flow = epoch_mean_flow(batches=[(w - 1)**2 / 2, (w + 1)**2 / 2, w**2], params=[w])
-        >>> flow.terms[0], flow.modified_loss
-        (Matrix([[-4*w/3]]), h*w**2/2 + 2*w**2/3 + 1/3)
-    """
-    order = v.check_order(order)
-    if batches is not None:
-        if losses is not None or dataset is not None:
-            raise SymflowError("give batches=[...] or a training set (losses/dataset with "
-                               "batch_size), not both")
-        params = v.check_params(params)
-        allowed = v.check_symbols(hyper, "hyper", params)
-        batch_losses = [v.check_loss(b, params, allowed) for b in batches]
-    else:
-        ds = as_dataset(dataset, losses, params, hyper)
-        params = ds.params
-        n = ds.n_samples
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or \
-                batch_size < 1:
-            raise SymflowError(f"got batch_size={batch_size!r}; give a positive integer that "
-                               f"divides the N={n} samples")
-        if n % batch_size:
-            raise SymflowError(f"batch_size={batch_size} does not divide N={n}; an epoch of "
-                               "reshuffled SGD needs N/B whole batches")
-        batch_losses = [ds.subset(range(k, k + batch_size)).mean_loss
-                        for k in range(0, n, batch_size)]
-    m = len(batch_losses)
-    if m < 1 or m > MAX_BATCHES:
-        raise SymflowError(f"got {m} batches; the average over the m! batch orders is formed "
-                           f"exactly for 1 <= m <= {MAX_BATCHES}; use fewer, larger batches")
-    loss = sp.expand(sp.Add(*batch_losses) / m)
-    grads = [list(_grad(b, params)) for b in batch_losses]
-    polynomial = all(b.is_polynomial(*params) and not (b.free_symbols - set(params))
-                     for b in batch_losses)
-    maps = _SeriesMaps(params, grads, order + 1, polynomial)
-    total = [0] * len(params)
-    cache = {(): maps.identity()}
-
-    def composed(prefix):
-        if prefix not in cache:
-            cache[prefix] = maps.step(composed(prefix[:-1]), prefix[-1])
-        return cache[prefix]
-
-    for perm in itertools.permutations(range(m)):
-        for i, c in enumerate(composed(perm)):
-            total[i] = total[i] + c
-    count = math.factorial(m)
-    mean_map = sp.Matrix([sp.expand(e / count) for e in maps.to_expr(total)])
-    custom = Custom(update=lambda theta, grad, step: mean_map, name="reshuffled-epoch")
-    extra = tuple(sorted(loss.free_symbols - set(params), key=str))
-    me = modified_equation(custom, loss, params, order, hyper=extra,
-                           path="polynomial" if polynomial else "general")
-    if not all(sp.expand(a / m + b) == 0 for a, b in zip(me.terms[0], _grad(loss, params))):
-        raise SymflowError("internal: the epoch map does not start with m gradient steps")
-    return EpochFlow(me, batch_losses, loss, params, mean_map)
-
-
-__all__ = ["EpochFlow", "epoch_mean_flow", "sme"]
+__all__ = ["sme"]
