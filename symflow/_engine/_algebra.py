@@ -23,6 +23,7 @@ from .._core._errors import SymflowError
 from .._core._gradient import expr_is_gradient, expr_potential, is_zero_expr, poly_potential
 from .._core._guard import as_sympy
 from ._jets import NotJetExpressible, expand_with_jets, split_by_h
+from ._point import at_origin_of
 from ._rings import RingArithmetic, coefficient_domains, ring_to_expr
 
 _CONVERSION_ERRORS = (ValueError, TypeError, sp.PolynomialError,
@@ -107,7 +108,7 @@ def _expand_general(phi, params, h, order):
     alg = ExprAlgebra(params)
     coeffs, current = [], list(phi)
     for k in range(order + 1):
-        coeffs.append(tuple(c.subs(h, 0) / math.factorial(k) for c in current))
+        coeffs.append(tuple(at_origin_of(c, h) / math.factorial(k) for c in current))
         if k < order:
             current = [sp.diff(c, h) for c in current]
     return alg, coeffs

@@ -48,16 +48,9 @@ from ._algebra import ExprAlgebra, PolyAlgebra, expand_map
 from ._bea import modified_field
 from ._field_result import FieldModifiedEquation
 from ._memory import reduce_on_manifold, relaxation_matrix, symbolic_rule
+from ._point import at_point
 from ._rings import coefficient_domains
 from ._series import NotExpressible
-
-
-def _at(expr, rule):
-    """``expr`` with the symbols of ``rule`` replaced at once (``Subs`` for derivatives of an
-    undefined function, which ``xreplace`` cannot move)."""
-    if expr.has(sp.Derivative):
-        return expr.subs(rule, simultaneous=True)
-    return expr.xreplace(rule)
 
 
 class Direction:
@@ -93,7 +86,7 @@ class Direction:
             raise SymflowError(f"grad() was called with {point!r}; it takes a column Matrix of "
                                f"{dim} entries (one per parameter)")
         if held is None:
-            return _at(self.grad, dict(zip(self.params, point)))
+            return at_point(self.grad, dict(zip(self.params, point)))
         if self.partial is None:
             raise SymflowError("grad() was called with a second (held) point; only a "
                                "stop-gradient loss has one: pass loss= with stop_gradient=")
@@ -103,7 +96,7 @@ class Direction:
                                f"{len(self.held)} entries, one per stop-gradient copy "
                                f"{list(self.held)}")
         rule = dict(zip(self.params + self.held, list(point) + list(held)))
-        return _at(self.partial, rule)
+        return at_point(self.partial, rule)
 
     def derivative(self, i: int, beta: tuple):
         r""":math:`\partial^\beta` of ``grad_i``: over :math:`\theta` (``len(beta) = d``, the held

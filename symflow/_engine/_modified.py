@@ -23,20 +23,17 @@ from ._bea import modified_field
 from ._field import field_modified_equation
 from ._game_pair import game_pair_equation, is_loss_pair
 from ._memory import expand_reduced_map, symbolic_rule
+from ._point import at_point
 from ._result import ModifiedEquation
 from ._state import not_relaxing_note, state_modified_equation
 from ._tree_path import TREE, prefers_tree, tree_modified_equation
 
 
 def _at(expr, params, point):
-    """``expr`` with ``params`` set to ``point``. The derivatives of an undefined loss
-    ``F(x, y)`` become ``Subs`` objects there (``xreplace`` cannot put an expression in a
-    derivative's variable), so rules that evaluate the gradient away from theta
-    (extragradient, Nesterov) work for a generic loss too."""
-    rule = dict(zip(params, point))
-    if expr.has(sp.Derivative):
-        return expr.subs(rule, simultaneous=True)
-    return expr.xreplace(rule)
+    """``expr`` with ``params`` set to ``point`` (see :func:`~symflow._engine._point.at_point`:
+    derivatives of an undefined loss are evaluated there, as rules that take the gradient
+    away from theta (extragradient, Nesterov, alternating GDA) need)."""
+    return at_point(expr, dict(zip(params, point)))
 
 
 def gradient_oracle(loss, params):

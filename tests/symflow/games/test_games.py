@@ -45,6 +45,22 @@ def test_alternating_differs_from_simultaneous_at_order_one_only_through_the_mov
     assert sp.simplify(gap[0]) == 0 and sp.simplify(gap[1]) == 0
 
 
+@pytest.mark.parametrize("path", ["jet", "general"])
+def test_an_undefined_loss_gives_the_concrete_terms_on_every_path(path):
+    """The terms derived for an undefined E(phi, theta), with E set afterwards to a concrete
+    game, equal the terms derived on that game. Alternating GDA takes the max player's
+    gradient at the moved phi: that is (d_theta E)(phi', theta), not d_theta[E(phi', theta)]."""
+    phi, theta = sp.symbols("phi theta", real=True)
+    E = sp.Function("E")(phi, theta)
+    concrete = phi**2 * theta + theta**3 / 3 + phi * theta
+    opt = sf.AlternatingGDA(n_first=1, lr_ratio=r)
+    generic = sf.modified_equation(opt, E, [phi, theta], 2, path=path, hyper=[r])
+    direct = sf.modified_equation(opt, concrete, [phi, theta], 2, hyper=[r])
+    for k in (1, 2):
+        gap = sp.Matrix(generic.terms[k]).subs(E, concrete).doit() - sp.Matrix(direct.terms[k])
+        assert gap.applyfunc(sp.simplify) == sp.zeros(2, 1), (k, gap)
+
+
 def test_players_by_symbols_and_labels():
     opt = sf.SimultaneousGDA(players=([p1, p2], [q1]))
     assert opt.n_first == 2 and "players" in repr(opt)
