@@ -16,6 +16,11 @@ Example:
     | 0.05 | 5.1e-04 |
     >>> "<td>5.1e-04</td>" in t.html()
     True
+    >>> print(t)
+    GD
+      h     error
+      0.1   2.0e-03
+      0.05  5.1e-04
 """
 
 from __future__ import annotations
@@ -48,6 +53,23 @@ class Table:
         if self.notes:
             out.append("<p>" + "<br>".join(esc(n) for n in self.notes) + "</p>")
         return "\n".join(out)
+
+    def text(self) -> str:
+        """Plain text: the title, then columns padded to their widest cell, then the notes."""
+        cells = [[str(c) for c in self.header]] + [[str(c) for c in row] for row in self.rows]
+        widths = [max(len(r[j]) for r in cells) for j in range(len(self.header))]
+        lines = [self.title] if self.title else []
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+        return "\n".join(lines + list(self.notes))
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
 
     def markdown(self) -> str:
         """A Markdown pipe table (title in bold above it, notes below)."""

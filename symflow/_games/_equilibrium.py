@@ -31,6 +31,7 @@ from .._core._errors import SymflowError
 from .._core._display import NOT_COMPUTED, computed, shorten
 from .._core._latex import LatexDisplay, aligned
 from .._core._symbols import h
+from .._core._table import Table
 from .._core._guard import check_symbolic, to_sympy
 from .._core._validate import check_order, check_params, resolve_values
 from .._engine._modified import has_memory, modified_equation, optimizer_map
@@ -116,18 +117,19 @@ class EquilibriumSpectrum(LatexDisplay):
         rates = ordered(np.log(np.linalg.eigvals(numeric(self.map_jacobian)).astype(complex)) / lr)
         return flows, rates
 
-    def table(self, lr, hyper=None) -> str:
-        """The eigenvalues at ``h = lr`` as a plain-text table."""
+    def table(self, lr, hyper=None) -> Table:
+        """The eigenvalues at ``h = lr``, one row per flow and one for the map's rates
+        :math:`\log(\mu)/h`: prints as text, renders as an HTML table in Jupyter."""
         flows, rates = self.at(lr, hyper)
 
-        def row(label, evs):
-            return f"  {label:>14}: " + ", ".join(f"{z.real:+.6f}{z.imag:+.6f}i" for z in evs)
+        def cells(evs):
+            return ", ".join(f"{z.real:+.6f}{z.imag:+.6f}i" for z in evs)
 
-        rows = [f"eigenvalues at z* = {tuple(self.point)}, h = {lr:g}, {self.optimizer!r}"]
-        rows += [row("exact flow" if p == 0 else f"order-{p} flow", evs)
-                 for p, evs in flows.items()]
-        rows.append(row("map log(mu)/h", rates))
-        return "\n".join(rows)
+        rows = [["exact flow" if p == 0 else f"order-{p} flow", cells(evs)]
+                for p, evs in flows.items()]
+        rows.append(["map log(mu)/h", cells(rates)])
+        return Table(["flow", "eigenvalues"], rows,
+                     f"eigenvalues at z* = {tuple(self.point)}, h = {lr:g}, {self.optimizer!r}")
 
     def latex(self) -> str:
         """The eigenvalues of every flow as LaTeX (the Jacobians until they are computed)."""

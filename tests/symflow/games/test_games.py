@@ -240,7 +240,9 @@ def test_spectrum_numbers_and_display(spectra):
     flows, rates = spec.at(0.1, {"r": 1})
     assert abs(flows[1][0].real - 0.1 / 8) < 1e-12  # h/8 at r = 1
     assert abs(flows[3] - rates).max() < 1e-5 < abs(flows[1] - rates).max()
-    assert "map log(mu)/h" in spec.table(0.1, {"r": 1}) and "order-3 flow" in str(spec)
+    table = spec.table(0.1, {"r": 1})
+    assert "map log(mu)/h" in str(table) and "<td>map log(mu)/h</td>" in table._repr_html_()
+    assert "order-3 flow" in str(spec)
     assert spec.latex().startswith("\\begin{aligned}")
     with pytest.raises(sf.SymflowError, match="r"):
         spec.at(0.1)
