@@ -28,7 +28,10 @@ The batch gradient is compiled from the dataset once:
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -106,6 +109,30 @@ class CompiledDataset:
         allg = self._grads(x, hv).reshape(self.n_samples, self.dim, n)
         picked = jnp.take_along_axis(jnp.transpose(allg, (2, 0, 1)), idx[:, :, None], axis=1)
         return picked.mean(axis=1).T  # (d, n)
+
+
+#: The ``solvers`` package folder: a warning about a run points at the first frame outside it.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` (seen from the function that calls this one) of the first frame
+    outside the ``solvers`` package: the user's call, however many of the package's own
+    functions (the ``run_sgd`` dispatcher, :func:`solvers.weak_error`) lie in between."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _ensemble_at_caller(*args) -> Ensemble:
+    """``Ensemble(*args)``, its warnings (no finite path left) re-issued at the user's call."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ens = Ensemble(*args)
+    for item in caught:
+        warnings.warn(item.message, item.category, stacklevel=caller_stacklevel())
+    return ens
 
 
 @functools.lru_cache(maxsize=32)
@@ -349,7 +376,7 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_step
     if diverged.any() and on_divergence == "raise":
         raise divergence_error(first_time, int(n_paths), f"{what} runs",
                                f"Lower the learning rate (lr={lr}, t = n*lr)", max_abs)
-    return Ensemble(save_idx * lr, ys, st, diverged, first_time, info)
+    return _ensemble_at_caller(save_idx * lr, ys, st, diverged, first_time, info)
 
 
 __all__ = ["CompiledDataset", "compiled_dataset", "draw_batches", "floyd_sample", "run_sgd"]

@@ -12,7 +12,21 @@ An order-:math:`p` SME has :math:`e(h) = O(h^p)` (Li, Tai & E, JMLR 20, 2019, Th
 so the slopes are clean (linear regression with a quadratic :math:`\varphi`).
 ``method="monte_carlo"`` runs :func:`solvers.run_sgd` and :func:`solvers.simulate_sde`
 (fine steps ``h/sde_substeps``) for problems whose moments do not close, and reports the
-standard error of each difference.
+standard error of each difference; the slope is then a weighted least-squares fit of
+:math:`\log e` (weights :math:`e_i/s_i`, the inverse standard errors of :math:`\log e_i`), with
+its own standard error.
+
+Adam and RMSprop have their SDE in the scaling of Malladi, Lyu, Panigrahi & Arora (NeurIPS
+2022): :math:`1-\beta_i = c_ih^2`, :math:`\epsilon = \epsilon_0/h`, time :math:`t = nh^2`, on the
+whole state :math:`(\theta, m, u)`. Then ``T`` is a time :math:`nh^2` (``n = T/h^2`` real
+steps, SDE steps :math:`h^2/\text{substeps}`) and the SDE starts at ``x0`` with zero memory,
+as the optimizer. Their Theorems 4.2 and 4.5 hold :math:`\sigma_0 = h\sigma` fixed as
+:math:`h\to0` (gradient noise :math:`\sigma = \sigma_0/h`); on a dataset, pass ``hyper`` as a
+function of ``h`` that amplifies the data's noise by :math:`1/h`. The weak error measured
+there is :math:`O(h)` (slope 1): :math:`m` and :math:`v` are driven by the same minibatch
+gradients, and for skewed gradient noise their covariance moves the mean of
+:math:`m/\sqrt v` by :math:`O(h)`, which the SDE's Gaussian noise does not reproduce
+(``tests/solvers/sde/test_weak_error_adam.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +74,8 @@ class WeakErrorReport(TableDisplay):
     errors: dict
     stderr: dict
     slopes: dict
+    slope_stderr: dict = dataclasses.field(default_factory=dict)
+    time: str = "t = n*h"
 
     @property
     def expected(self) -> dict:
@@ -88,15 +104,20 @@ class WeakErrorReport(TableDisplay):
         rows = [[f"{lr:.4g}", f"{self.sgd[i]:.8g}"]
                 + [f"{self.errors[p][i]:.3e}" + (f" ± {self.stderr[p][i]:.1e}" if mc else "")
                    for p in self.orders] for i, lr in enumerate(self.lrs)]
-        rows.append(["slope", ""] + [f"{self.slopes[p]:.2f}" for p in self.orders])
+        rows.append(["slope", ""] + [f"{self.slopes[p]:.2f}" + (
+            f" ± {self.slope_stderr[p]:.2f}" if mc and p in self.slope_stderr else "")
+            for p in self.orders])
         rows.append(["expected", ""] + [f"{p}" for p in self.orders])
         title = (f"weak error of the SME against {self.label}, phi = {self.phi}, "
-                 f"T = {self.T:g} ({self.method})")
+                 f"T = {self.T:g} ({self.time}, {self.method})")
         return Table(header, rows, title, str(self).split("\n")[len(self.table().split("\n")) + 1:])
 
     def __str__(self) -> str:
         text = (f"weak error of the SME against {self.label}, phi = {self.phi}, T = {self.T:g} "
-                f"({self.method})\n{self.table()}")
+                f"({self.time}, {self.method})\n{self.table()}")
+        if self.method != "exact" and self.slope_stderr:
+            text += "\nslope standard errors: " + ", ".join(
+                f"order {p}: {self.slope_stderr[p]:.2f}" for p in self.orders)
         noisy = [f"order {p} at h={lr:g}" for p in self.orders
                  for lr, e, s in zip(self.lrs, self.errors[p], self.stderr[p]) if e < 3 * s]
         if noisy:
@@ -124,7 +145,7 @@ class WeakErrorReport(TableDisplay):
         ax.set_xticks(self.lrs, [f"{lr:g}" for lr in self.lrs])
         ax.minorticks_off()
         ax.set_xlabel("learning rate h")
-        ax.set_ylabel(f"|E phi(SGD_n) - E phi(X_nh)|, nh = {self.T:g}")
+        ax.set_ylabel(f"|E phi(SGD_n) - E phi(X_t)|, {self.time} = {self.T:g}")
         ax.set_title(f"weak error, {self.label} ({self.method})", fontsize=10)
         ax.legend(title="dotted: slope p", fontsize=8)
         if path:
@@ -133,12 +154,12 @@ class WeakErrorReport(TableDisplay):
 
 
 def _numeric(matrix, consts, hyper):
-    """``lr -> `` the symbolic matrix at ``h = lr`` and the ``hyper`` values, as a float
+    """``lr -> `` the symbolic matrix at ``h = lr`` and the values ``hyper(lr)``, as a float
     array (lambdified once, evaluated per learning rate)."""
     fn = sp.lambdify(consts, matrix, "numpy")
 
     def at(lr):
-        values = np.asarray(hyper_vector(consts, {**(hyper or {}), "h": lr}))
+        values = np.asarray(hyper_vector(consts, {**(hyper(lr) or {}), "h": lr}))
         return np.asarray(fn(*values), dtype=float)
 
     return at
@@ -165,15 +186,22 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
     x0 : sequence of float
         Common start of SGD and of the SME.
     lrs : sequence of float
-        Learning rates, each dividing ``T``.
+        Learning rates, each dividing ``T`` (for Adam and RMSprop each :math:`h^2` divides it).
     T : float
-        Horizon :math:`t = nh`.
+        Horizon :math:`t = nh`, or :math:`t = nh^2` for Adam and RMSprop (Malladi et al.'s
+        time, on their whole-state SDE started at ``x0`` with zero memory).
     orders : sequence of {1, 2}
         SME orders to compare.
+    hyper : dict, or callable ``lr -> dict``, optional
+        Numbers for the symbols of the losses, the optimizer and the SDE; a function of the
+        learning rate for hyperparameters that move along the ladder (e.g. the noise
+        amplification :math:`s = \sigma_0/h` of per-sample losses
+        :math:`(1-s)L + s\ell_i`, which holds Malladi et al.'s :math:`\sigma_0` fixed).
     method : "exact" or "monte_carlo"
     n_paths, key, sde_substeps, solver, progress
-        Monte Carlo only: paths, PRNG key, SDE steps per learning rate (the scheme's own
-        weak error, :math:`O((h/\text{substeps})^q)`, adds to the SME's), fixed-step scheme.
+        Monte Carlo only: paths, PRNG key, SDE steps per optimizer step (the scheme's own
+        weak error, :math:`O((h/\text{substeps})^q)`, adds to the SME's; for Adam and RMSprop
+        the SDE step is :math:`h^2/\text{substeps}`), fixed-step scheme.
     sdes : dict {order: symflow.SDE}, optional
         Approximations to compare instead of the derived SMEs (e.g. a hand-made one).
 
@@ -187,6 +215,17 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         ...                     x0=[0.5, 0.5], lrs=[0.04, 0.02, 0.01, 0.005], T=1.0)
         >>> {p: round(s) for p, s in rep.slopes.items()}
         {1: 1, 2: 2}
+
+    Adam in Malladi et al.'s scaling (Monte Carlo, SDE on :math:`(\theta, m, u)` in
+    :math:`t = nh^2`; ``tests/solvers/sde/test_weak_error_adam.py`` holds the full study)::
+
+        >>> adam = sf.Adam(beta1=1 - 4*sf.h**2, beta2=1 - 2*sf.h**2, eps=sp.Rational(1, 2)/sf.h,
+        ...                bias_correction=False)
+        >>> rep = sv.weak_error(adam, losses, [w, b], phi=w, x0=[0.5, 0.5], lrs=[0.2, 0.1],
+        ...                     T=1.0, orders=[1], batch_size=1, method="monte_carlo",
+        ...                     n_paths=1000, sde_substeps=1, key=0)
+        >>> rep.time, rep.lrs.tolist()  # 25 and 100 Adam steps against the SDE at t = 1
+        ('t = n*h**2', [0.2, 0.1])
 
     Heavy ball at order 1, whose SME runs time and noise 1/(1 - beta) times faster::
 
@@ -213,7 +252,14 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
                            "learning rates")
     if isinstance(T, bool) or not isinstance(T, (int, float)) or not np.isfinite(T) or T <= 0:
         raise SymflowError(f"got T={T!r}; the horizon T = n*h must be a positive number")
-    steps = [step_count(T, lr) for lr in lrs]
+    power = time_power(optimizer)
+    steps = [step_count(T, lr**power, "lr" if power == 1 else f"lr**{power}") for lr in lrs]
+    hyper_at = hyper if callable(hyper) else (lambda lr: hyper)
+    if method == "exact" and power != 1:
+        raise SymflowError(f"{optimizer.label}'s SDE lives on its whole state (theta and the "
+                           "moment estimates) in t = n*h**2, and the square root of its "
+                           "preconditioner does not close the moments; use "
+                           "method='monte_carlo'")
     kwargs = dict(losses=losses, params=params, dataset=dataset, noise=noise,
                   noise_factor=noise_factor, batch_size=batch_size, replacement=replacement)
     if sdes is None:
@@ -222,26 +268,57 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
         raise SymflowError(f"got sdes for orders {sorted(sdes)}; give one symflow.SDE per "
                            f"order in orders={list(orders)}")
     state = sdes[orders[0]].params
+    if power == 2:  # Adam, RMSprop: the SDE on (theta, memory) compared on theta
+        state = state[: len(state) // (1 + optimizer.memory_size(1))]
     refuse_strings(phi, "phi")
     phi = to_sympy(phi, "phi")
     x0 = check_start(x0, 1, len(state))[0]
     if method == "exact":
-        sgd, sde, se = _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper)
+        sgd, sde, se = _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper_at)
     else:
         sgd, sde, se = _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T,
-                                    hyper, n_paths, as_key(key), sde_substeps, solver, progress)
+                                    hyper_at, n_paths, as_key(key), sde_substeps, solver,
+                                    progress, power)
     errors = {p: np.abs(sgd - sde[p]) for p in orders}
-    slopes = {p: (float(np.polyfit(np.log(lrs), np.log(errors[p]), 1)[0])
-                  if np.all(errors[p] > 0) else float("nan")) for p in orders}
+    fits = {p: fit_slope(lrs, errors[p], se[p]) for p in orders}
     return WeakErrorReport(optimizer.label, phi, lrs, float(T), orders, method, sgd, sde,
-                           errors, se, slopes)
+                           errors, se, {p: f[0] for p, f in fits.items()},
+                           {p: f[1] for p, f in fits.items()},
+                           "t = n*h**2" if power == 2 else "t = n*h")
+
+
+def time_power(optimizer) -> int:
+    """``k`` with the SDE's time :math:`t = nh^k`: 2 for Adam and RMSprop (Malladi et al.'s
+    scaling, the only one :func:`symflow.sme` derives for them), else 1."""
+    return 2 if isinstance(optimizer, (sf.Adam, sf.RMSprop)) else 1
+
+
+def fit_slope(lrs, errors, stderr):
+    r"""``(slope, standard error)`` of :math:`\log e` against :math:`\log h`.
+
+    Exact errors (``stderr`` zero): ordinary least squares, standard error NaN. Monte Carlo:
+    weighted least squares with weights :math:`e_i/s_i` (the delta method:
+    :math:`\operatorname{sd}\log e_i \approx s_i/e_i`) and the slope's standard error from
+    those weights; NaN when an error is zero.
+    """
+    x, e, s = np.log(np.asarray(lrs)), np.asarray(errors, float), np.asarray(stderr, float)
+    if not np.all(e > 0):
+        return float("nan"), float("nan")
+    y = np.log(e)
+    if not np.any(s > 0):
+        return float(np.polyfit(x, y, 1)[0]), float("nan")
+    wt = (e / np.maximum(s, 1e-300)) ** 2  # inverse variances of log e
+    xm = np.sum(wt * x) / np.sum(wt)
+    sxx = np.sum(wt * (x - xm) ** 2)
+    slope = float(np.sum(wt * (x - xm) * y) / sxx)
+    return slope, float(1.0 / math.sqrt(sxx))
 
 
 def _memory_start(optimizer, state, x0, lr, hyper):
     """``{symbol: value}`` of the real run's start: ``x0`` and the initial memory."""
     theta = sp.Matrix(state)
     init = sp.Matrix(optimizer.initial_memory(theta, _no_gradient, sf.h))
-    values = {**{str(k): v for k, v in (hyper or {}).items()}, "h": lr}
+    values = {**{str(k): v for k, v in (hyper(lr) or {}).items()}, "h": lr}
     point = dict(zip(state, x0))
     mem = [float(e.xreplace(point).subs({s: values[str(s)] for s in e.free_symbols
                                          if str(s) in values})) for e in init]
@@ -300,11 +377,27 @@ def _exact(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper):
     return sgd, sde, {p: np.zeros(len(lrs)) for p in sdes}
 
 
+def _sde_start(optimizer, sde, state, x0, lr, hyper, power):
+    """The SDE's start: ``x0``, and zero memory for a whole-state SDE (Adam, RMSprop)."""
+    if tuple(sde.params[: len(state)]) != tuple(state):
+        raise SymflowError(f"the SDE lives on {list(sde.params)}, the optimizer on "
+                           f"{list(state)}; weak_error compares them on {list(state)}")
+    if len(sde.params) == len(state):
+        return x0
+    if power != 2:
+        raise SymflowError("method='monte_carlo' compares SMEs on theta, or Adam's and "
+                           f"RMSprop's whole-state SDEs; got an SDE on {list(sde.params)} "
+                           f"for {optimizer.label}")
+    start = _memory_start(optimizer, state, x0, lr, hyper)
+    if np.any(start[len(state):] != 0):
+        raise SymflowError(f"{optimizer.label} starts with memory {list(start[len(state):])}; "
+                           "weak_error starts the SDE's rescaled memory at zero, as the "
+                           "optimizer's")
+    return np.concatenate([x0, np.zeros(len(sde.params) - len(state))])
+
+
 def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, n_paths,
-                 key, substeps, solver, progress):
-    if len(sdes[next(iter(sdes))].params) != len(x0):
-        raise SymflowError("method='monte_carlo' compares SMEs on theta; got an SDE on "
-                           f"{list(sdes[next(iter(sdes))].params)}")
+                 key, substeps, solver, progress, power=1):
     batch = {} if isinstance(optimizer, sf.SGD) else {
         "batch_size": kwargs["batch_size"], "replacement": kwargs["replacement"]}
     pair = [phi, phi**2]
@@ -315,16 +408,18 @@ def _monte_carlo(optimizer, kwargs, sdes, phi, state, x0, lrs, steps, T, hyper, 
     for i, (lr, n) in enumerate(zip(lrs, steps)):
         k_sgd, k_sde = jax.random.split(jax.random.fold_in(key, i))
         run = run_sgd(optimizer, **data, x0=x0, lr=lr, n_steps=n, n_paths=n_paths, key=k_sgd,
-                      phi=pair, hyper=hyper, progress=progress, **batch)
+                      phi=pair, hyper=hyper(lr), progress=progress, **batch)
         mean, second = run.stats["phi"][-1]
         sgd[i], sgd_se[i] = mean, math.sqrt(max(second - mean**2, 0.0) / n_paths)
         for p, sme in sdes.items():
-            sol = simulate_sde(sme, x0, T, n_paths, k_sde, dt=lr / substeps, solver=solver,
-                               phi=pair, hyper=hyper, lr=lr, progress=progress)
+            start = _sde_start(optimizer, sme, state, x0, lr, hyper, power)
+            sol = simulate_sde(sme, start, T, n_paths, k_sde, dt=lr**power / substeps,
+                               solver=solver, phi=pair, hyper=hyper(lr), lr=lr,
+                               progress=progress)
             m, s2 = sol.stats["phi"][-1]
             sde[p][i] = m
             se[p][i] = math.sqrt(sgd_se[i] ** 2 + max(s2 - m**2, 0.0) / n_paths)
     return sgd, sde, se
 
 
-__all__ = ["WeakErrorReport", "weak_error"]
+__all__ = ["WeakErrorReport", "fit_slope", "time_power", "weak_error"]
