@@ -9,13 +9,27 @@ minibatch B = 32 without replacement, 8 paths, float64, CPU):
 * ``sde1 S=B`` -- the same with the diffusion factor from S = 32 fresh samples per step;
 * ``sde2``     -- one Heun step of the order-2 SME (two order-2 drifts, one noise pass).
 
+Momentum and Adam (``--memory``, at 10^3 and 10^4 parameters, the same problem), against
+the baseline ``hb sgd``, one step of real heavy-ball minibatch SGD (beta = 0.9):
+
+* ``hb sde``   -- one Euler step of the SME of heavy ball with fixed beta (on theta);
+* ``slow sde`` -- one Euler step of the SME of heavy ball with 1 - beta = sqrt(h) (on
+  (theta, u));
+* ``adam sde`` -- one Euler step of Adam's SME in Malladi et al.'s scaling (on (theta, m,
+  u): also the per-sample gradients for diag Sigma_1, N x d per path);
+* ``adam est`` -- the same with diag Sigma_1 estimated from the step's noise pass
+  (``diag_estimate=True``).
+
+(10 and 60 steps per difference here, the runs taking turns, the median of 5 rounds: the
+minimum of a difference is fragile on a loaded machine.)
+
 Per-step times are differences of two runs (10 and 30 steps) after a warm-up, so
 compilation and fixed costs cancel. Then the paths per second of the order-1 SME at 10^4
 parameters (64 paths, 100 steps), and the peak resident memory of that run, measured in a
 fresh process (``ru_maxrss``) against the same process before the run. Last, the error the
 fresh-subset factor adds (mean and spread of the loss against the exact factor).
 
-    python benchmarks/bench_network_sde.py [--quick]
+    python benchmarks/bench_network_sde.py [--quick] [--memory]
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+import sympy as sp
 
 import solvers as sv
 import symflow as sf
@@ -45,18 +60,21 @@ def problem(width, n=N, seed=0):
     return params, (jnp.asarray(x), jnp.asarray(y))
 
 
-def per_step(run, reps=3):
-    """Seconds per step: min over reps of (t(30 steps) - t(10 steps)) / 20, after a warm-up."""
-    run(10)
-    best = np.inf
+def per_step(run, reps=3, steps=(10, 30), stat=min):
+    """Seconds per step: ``stat`` (min) over reps of (t(30 steps) - t(10 steps)) / 20, after a
+    warm-up of both lengths."""
+    few, many = steps
+    run(few)
+    run(many)
+    out = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        run(10)
+        run(few)
         t1 = time.perf_counter()
-        run(30)
+        run(many)
         t2 = time.perf_counter()
-        best = min(best, ((t2 - t1) - (t1 - t0)) / 20)
-    return best
+        out.append(((t2 - t1) - (t1 - t0)) / (many - few))
+    return stat(out)
 
 
 def step_costs(width, reps):
@@ -73,6 +91,44 @@ def step_costs(width, reps):
         "sde2": lambda n: sv.simulate_network_sde(sme2, n_steps=n, **kw),
     }
     return sv.count_params(params), {k: per_step(r, reps) for k, r in runs.items()}
+
+
+def memory_costs(width, reps):
+    """Seconds per step of the momentum and Adam SMEs and of real heavy-ball SGD."""
+    params, data = problem(width)
+    kw = {"lr": 0.05, "n_paths": PATHS, "key": 0, "progress": False}
+    hb = sf.HeavyBall(beta=0.9)
+    slow = sf.HeavyBall(beta=1 - sp.sqrt(sf.h))
+    adam = sf.Adam(beta1=1 - sf.h**2, beta2=1 - sf.h**2, eps=sp.Rational(1, 10) / sf.h,
+                   bias_correction=False)
+    smes = {name: sv.network_sme(opt, sv.mse_loss, params, data, batch_size=B,
+                                 replacement=False)
+            for name, opt in (("hb sde", hb), ("slow sde", slow), ("adam sde", adam))}
+    smes["adam est"] = sv.network_sme(adam, sv.mse_loss, params, data, batch_size=B,
+                                      replacement=False, diag_estimate=True)
+    runs = {"hb sgd": lambda n: sv.run_sgd(hb, sv.mse_loss, params, data, batch_size=B,
+                                           replacement=False, n_steps=n, **kw)}
+    for name, sme in smes.items():
+        runs[name] = lambda n, sme=sme: sv.simulate_network_sde(sme, n_steps=n, **kw)
+    return sv.count_params(params), interleaved(runs, reps, (10, 60))
+
+
+def interleaved(runs, reps, steps):
+    """Seconds per step of each run: the median over ``reps`` rounds of (t(many) - t(few)) /
+    (many - few), the runs taking turns within each round so that they share the load."""
+    few, many = steps
+    for run in runs.values():
+        run(few)
+        run(many)
+    out = {k: [] for k in runs}
+    for _ in range(reps):
+        for k, run in runs.items():
+            t0 = time.perf_counter()
+            run(few)
+            t1 = time.perf_counter()
+            run(many)
+            out[k].append(((time.perf_counter() - t1) - (t1 - t0)) / (many - few))
+    return {k: float(np.median(v)) for k, v in out.items()}
 
 
 MEMORY = """
@@ -127,10 +183,22 @@ def subset_error(n_paths=2**14):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1e3 and 1e4 only")
+    ap.add_argument("--memory", action="store_true",
+                    help="only the momentum and Adam SMEs against heavy-ball SGD")
     args = ap.parse_args()
     sizes = ["1e3", "1e4"] if args.quick else list(WIDTHS)
     reps = 2
     print(f"load average {os.getloadavg()[0]:.1f}; N={N}, B={B}, {PATHS} paths, float64 CPU")
+    if args.memory:
+        print(f"{'params':>8} {'hb sgd ms':>10} {'hb sde/hb sgd':>14} {'slow sde/hb sgd':>16} "
+              f"{'adam sde/hb sgd':>16} {'adam est/hb sgd':>16}")
+        for size in ("1e3", "1e4"):
+            d, t = memory_costs(WIDTHS[size], 5)
+            base = t["hb sgd"]
+            print(f"{d:>8} {1e3 * base:>10.2f} {t['hb sde'] / base:>14.2f} "
+                  f"{t['slow sde'] / base:>16.2f} {t['adam sde'] / base:>16.2f} "
+                  f"{t['adam est'] / base:>16.2f}", flush=True)
+        return
     print(f"{'params':>8} {'sgd ms':>8} {'sde1/sgd':>9} {'sde1 S=B/sgd':>13} {'sde2/sgd':>9}")
     for size in sizes:
         d, t = step_costs(WIDTHS[size], reps)

@@ -39,6 +39,7 @@ from ._networks._network_run import NetworkOptimizer, network_optimizer  # noqa:
 from ._networks._network_sde import simulate_network_sde  # noqa: E402
 from ._networks._network_sgd import run_sgd  # noqa: E402  (symbolic datasets and networks)
 from ._networks._network_sme import NetworkSME, network_sme  # noqa: E402
+from ._networks._network_sme_memory import MemoryNetworkSME  # noqa: E402
 from ._networks._network_stats import NetworkEnsemble  # noqa: E402
 from ._networks._network_verify import solve_network_flow, verify_order_network  # noqa: E402
 from ._networks._path_kernel import PathKernel, path_kernel  # noqa: E402
@@ -72,8 +73,8 @@ __all__ = [
     "NetworkField", "network_field", "manifold_fields", "NetworkOptimizer", "network_optimizer",
     "solve_network_flow", "verify_order_network", "ImplicitRegularization",
     "implicit_regularization", "sharpness", "PathKernel", "path_kernel", "count_params",
-    "mlp_apply", "mlp_init", "mse_loss", "toy_regression", "NetworkSME", "network_sme",
-    "simulate_network_sde", "NetworkEnsemble",
+    "mlp_apply", "mlp_init", "mse_loss", "toy_regression", "NetworkSME", "MemoryNetworkSME",
+    "network_sme", "simulate_network_sde", "NetworkEnsemble",
     # the seeds' claims
     "PenaltyStudy", "check_penalty", "check_penalty_batch", "penalty_study",
     "GaussianComparison", "compare_to_gaussian", "gaussian_divergences", "SmoothingError",

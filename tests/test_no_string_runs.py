@@ -209,7 +209,8 @@ def objects():
 
 #: Classes whose methods take only JAX pytrees and arrays, with the reason they get no sample.
 NUMERIC_ONLY = {"NetworkSME": "its methods take parameter pytrees; building one compiles "
-                              "JAX functions (4 s)"}
+                              "JAX functions (4 s)",
+                "MemoryNetworkSME": "as NetworkSME: its methods take states of pytrees"}
 
 
 def _with_objects():

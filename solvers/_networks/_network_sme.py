@@ -71,6 +71,7 @@ from symflow import SymflowError
 
 from .._ode._iterate import check_lr
 from ._network_data import NetworkData, check_batch_size
+from ._network_sme_memory import MemoryNetworkSME, is_memory_optimizer
 from ._tree_eval import check_params, network_field, split_model
 
 #: The largest model whose dense covariance :meth:`NetworkSME.covariance` will form.
@@ -78,16 +79,14 @@ DENSE_LIMIT = 4096
 
 
 def sgd_noise(optimizer, batch_size, replacement):
-    """``(batch_size, replacement)`` of the minibatches, from an ``sf.SGD`` or the arguments.
-
-    Momentum and Adam enter here with the SMEs of every optimizer (their drift and noise
-    scale come from ``symflow``'s stochastic engine).
-    """
+    """``(batch_size, replacement)`` of the minibatches, from an ``sf.SGD`` or the arguments
+    (momentum and adaptive rules go to :class:`MemoryNetworkSME`)."""
     if isinstance(optimizer, type) or not isinstance(optimizer, sf.SGD):
         raise SymflowError(
-            f"got optimizer={optimizer!r}; the network SME is available for minibatch SGD: "
-            "pass sf.SGD(batch_size=B, replacement=True/False) (momentum and Adam come with "
-            "the SMEs of every optimizer)")
+            f"got optimizer={optimizer!r}; the network SME is available for sf.SGD(batch_size="
+            "B), and with batch_size=B for sf.HeavyBall and sf.Nesterov (fixed beta or 1 - beta "
+            "= c*sqrt(sf.h)) and for sf.RMSprop and sf.Adam in Malladi et al.'s scaling "
+            "(1 - beta = c*sf.h**2, eps = eps0/sf.h)")
     own = optimizer.batch_size
     if isinstance(own, sp.Basic):
         own = None   # a symbolic batch size: the argument decides
@@ -209,13 +208,18 @@ class NetworkSME:
 
 
 def network_sme(optimizer, loss_fn, params, dataset, batch_size=None, order=1, *,
-                replacement=None, noise_samples=None, hyper=None) -> NetworkSME:
-    r"""The stochastic modified equation of minibatch SGD on ``loss_fn(params, batch)``.
+                replacement=None, noise_samples=None, hyper=None, diag_estimate=False):
+    r"""The stochastic modified equation of a minibatch optimizer on ``loss_fn(params, batch)``.
 
     Parameters
     ----------
-    optimizer : symflow.SGD
-        ``sf.SGD(batch_size=B, replacement=...)``.
+    optimizer : symflow.SGD, HeavyBall, Nesterov, RMSprop or Adam
+        ``sf.SGD(batch_size=B, replacement=...)``: a :class:`NetworkSME`. Heavy ball and
+        Nesterov (fixed :math:`\beta`, or :math:`1-\beta = \gamma\sqrt h`), RMSprop and
+        Adam in Malladi et al.'s scaling (:math:`1-\beta_i = c_ih^2`, :math:`\epsilon =
+        \epsilon_0/h`) with ``batch_size=B``: a
+        :class:`~solvers._networks._network_sme_memory.MemoryNetworkSME`, the forms of
+        :func:`symflow.sme` (order 1).
     loss_fn : callable
         ``loss_fn(params, batch)``: the mean of per-sample losses over the batch.
     params : pytree or equinox model
@@ -225,11 +229,28 @@ def network_sme(optimizer, loss_fn, params, dataset, batch_size=None, order=1, *
     batch_size : int, optional
         :math:`B` (default: the optimizer's).
     order : 1 or 2
-        The drift's order: :math:`-g`, or :math:`-g - \frac h2 Hg`.
+        The drift's order: :math:`-g`, or :math:`-g - \frac h2 Hg` (SGD); 1 for the others.
+    replacement : bool, optional
+        Minibatches drawn with replacement (default) or without.
     noise_samples : int, optional
         :math:`S < N`: the diffusion factor from :math:`S` fresh samples per step (an
-        unbiased estimate of the covariance; see the module docstring).
+        unbiased estimate of the covariance; see the module docstring). SGD only.
+    hyper : dict, optional
+        Values of the symbols in the optimizer's hyperparameters, e.g. ``{"c": 1.0}`` for
+        ``sf.HeavyBall(beta=1 - c*sp.sqrt(sf.h))``.
+    diag_estimate : bool
+        RMSprop and Adam: simulate with :math:`\operatorname{diag}\Sigma_1` estimated from
+        each step's noise pass, not from per-sample gradients (cheaper; see
+        :mod:`solvers._networks._network_sme_memory`).
     """
+    if is_memory_optimizer(optimizer):
+        if noise_samples is not None:
+            raise SymflowError(f"got noise_samples={noise_samples!r} with {optimizer!r}; the "
+                               "fresh-subset diffusion factor is available for SGD only")
+        return MemoryNetworkSME(optimizer, loss_fn, params, dataset, batch_size, order,
+                                replacement, hyper, diag_estimate)
+    if diag_estimate:
+        raise SymflowError("got diag_estimate=True for SGD; it applies to RMSprop and Adam")
     return NetworkSME(optimizer, loss_fn, params, dataset, batch_size, order, replacement,
                       noise_samples, hyper)
 

@@ -119,8 +119,8 @@ def test_refuses_a_summed_loss_and_other_bad_arguments():
     summed = lambda p, batch: batch[1].shape[0] * linear_loss(p, batch)
     with pytest.raises(SymflowError, match="mean of one loss per sample"):
         sv.network_sme(sf.SGD(batch_size=2), summed, P0, DATA)
-    with pytest.raises(SymflowError, match="minibatch SGD"):
-        sv.network_sme(sf.HeavyBall(beta=0.9), linear_loss, P0, DATA, batch_size=2)
+    with pytest.raises(SymflowError, match="available for sf.SGD"):   # momentum: its own file
+        sv.network_sme(sf.GD(), linear_loss, P0, DATA, batch_size=2)
     with pytest.raises(SymflowError, match="order"):
         sv.network_sme(sf.SGD(batch_size=2), linear_loss, P0, DATA, order=3)
     with pytest.raises(SymflowError, match="noise_samples"):
