@@ -118,7 +118,7 @@ class EquilibriumSpectrum(LatexDisplay):
         return flows, rates
 
     def table(self, lr, hyper=None) -> Table:
-        """The eigenvalues at ``h = lr``, one row per flow and one for the map's rates
+        r"""The eigenvalues at ``h = lr``, one row per flow and one for the map's rates
         :math:`\log(\mu)/h`: prints as text, renders as an HTML table in Jupyter."""
         flows, rates = self.at(lr, hyper)
 
