@@ -22,16 +22,20 @@ invariant-manifold reduction of Fenichel theory).
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import sympy as sp
 
 from .._core._errors import SymflowError
+from .._core._progress import progress_bar
 from .._core._symbols import h as H
 from .._core._validate import rationalize
 from ._algebra import ExprAlgebra, PolyAlgebra
 from ._jets import JetAlgebra, _plus, _unit
 from ._ratjets import RationalJetAlgebra
 from ._rings import coefficient_domains, inverse_constants
-from ._series import Evaluator, NotExpressible, SeriesOps, taylor_compose
+from ._series import Evaluator, NotExpressible, SeriesOps, multi_index_powers
 
 
 def gradient_functions(dim: int):
@@ -94,27 +98,33 @@ def relaxation_matrix(B, memory):
             f"(d memory_next / d memory = {P.tolist()}); the invariant-manifold reduction "
             "needs m_next = P m + c(theta) + O(h)")
     I_minus_P = sp.eye(len(memory)) - P
-    det = sp.simplify(I_minus_P.det())
+    # rational functions of the hyperparameters are decided by cancellation; simplify only
+    # for anything else (sqrt(beta), ...)
+    exact = all(e.is_rational_function() for e in I_minus_P)
+    tidy = sp.cancel if exact else sp.simplify
+    det = tidy(I_minus_P.det())
     if det == 0:
         raise SymflowError(
             "the memory does not relax: d memory_next / d memory has the eigenvalue 1 at h = 0 "
             f"(P = {P.tolist()}), so there is no invariant manifold m = M(theta); "
             "use reduce=False for the flow on the whole state")
-    return sp.simplify(I_minus_P.inv())
+    return I_minus_P.inv().applyfunc(sp.factor) if exact else sp.simplify(I_minus_P.inv())
 
 
 def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: int,
-                       inv=None, bases=None):
+                       inv=None, bases=None, progress=None):
     r"""Manifold :math:`M_0..M_K` and reduced increments :math:`d_0..d_K`, ``K = order``.
 
     ``grad_derivative(i, beta)`` returns :math:`\partial^\beta \nabla_i L` in ``alg``.
     ``bases``: the points about which the arguments of ``grad_i`` are expanded (default
     ``params``; a stop-gradient oracle appends the parameters its held copies copy).
+    ``progress``: the bar over the orders of the manifold (see :func:`progress_bar`).
     """
     dim, size = len(params), len(memory)
     if inv is None:
         inv = relaxation_matrix(B, memory)
     inv = [[alg.from_expr(c) for c in row] for row in inv.tolist()]
+    reduce = getattr(alg, "reduce", lambda a: a)
     manifold = [[alg.zero] * size for _ in range(order + 1)]
     grads = {f: (i, (lambda beta, i=i: grad_derivative(i, beta))) for i, f in enumerate(fns)}
     theta = [alg.from_expr(p) for p in params]
@@ -124,27 +134,68 @@ def reduce_on_manifold(alg, params, A, B, memory, fns, grad_derivative, order: i
         leaves = {m: [manifold[j][c] for j in range(k + 1)] for c, m in enumerate(memory)}
         return Evaluator(ops, params if bases is None else bases, H, leaves, grads)
 
-    for k in range(order + 1):
+    derivatives = []  # derivatives[j][c](beta) = D^beta M_j[c], cached across orders
+    # theta's step does not depend on the memory at h = 0: then h^k of the step needs
+    # M_0..M_{k-1} only, and the last step series below is already the final one
+    slow = A.jacobian(sp.Matrix(memory)).subs(H, 0).is_zero_matrix
+    for k in progress_bar(range(order + 1), desc="memory manifold", unit="order",
+                          progress=progress):
         ev = evaluator(k)
         shift = [ev(a) for a in A]
         rhs = [ev(b)[k] for b in B]
-        lhs = [alg.zero] * size
-        for j in range(k):
-            for c in range(size):
-                comp = taylor_compose(SeriesOps(alg, k - j), _derivative_fn(alg, manifold[j][c]),
-                                      [s[: k - j + 1] for s in shift])
-                lhs[c] = lhs[c] + comp[k - j]
+        lhs = _moved_manifold(alg, derivatives, shift, k, size)
         resid = [r - l for r, l in zip(rhs, lhs)]
-        manifold[k] = [sum((inv[c][e] * resid[e] for e in range(size)), alg.zero)
+        manifold[k] = [reduce(sum((inv[c][e] * resid[e] for e in range(size)), alg.zero))
                        for c in range(size)]
+        derivatives.append([_derivative_fn(alg, m) for m in manifold[k]])
         if k == 0:
             _check_slaved(alg, A, memory, manifold[0], dim)
-    shift = [evaluator(order)(a) for a in A]
+    if not slow:
+        shift = [evaluator(order)(a) for a in A]
     if any(not alg.is_zero(s[0]) for s in shift):
         raise SymflowError("the update rule does not reduce to the identity on theta at h = 0; "
                            "a modified equation exists only for consistent maps")
     d = [tuple(theta)] + [tuple(shift[i][k] for i in range(dim)) for k in range(1, order + 1)]
     return d, manifold
+
+
+def _moved_manifold(alg, derivatives, shift, k, size):
+    r"""The :math:`h^k` coefficient of :math:`\sum_{j<k} h^j M_j(\theta + \delta)`.
+
+    ``shift`` holds the series :math:`\delta` (zero at :math:`h = 0`) and
+    ``derivatives[j][c](beta)`` :math:`= \partial^\beta M_j[c]`. By Taylor's formula the
+    term :math:`j` contributes :math:`\sum_{1 \le |\beta| \le k-j} \partial^\beta M_j
+    [\delta^\beta]_{k-j} / \beta!`: one coefficient per multi-index, with the powers
+    :math:`\delta^\beta` computed once for every :math:`j` and memory component.
+    """
+    lhs = [alg.zero] * size
+    if not k:
+        return lhs
+    if any(not alg.is_zero(s[0]) for s in shift):
+        raise NotExpressible("evaluated at a point that does not tend to theta as h -> 0")
+    ops = SeriesOps(alg, k)
+    power = multi_index_powers(ops, shift)
+    active = [i for i, s in enumerate(shift) if any(not alg.is_zero(c) for c in s)]
+    dim = len(shift)
+    for n in range(1, k + 1):
+        for combo in itertools.combinations_with_replacement(active, n):
+            beta = [0] * dim
+            for i in combo:
+                beta[i] += 1
+            beta = tuple(beta)
+            weight = alg.const(sp.Rational(1, math.prod(math.factorial(b) for b in beta)))
+            series = power(beta)
+            for j in range(k - n + 1):
+                coeff = series[k - j]
+                if alg.is_zero(coeff):
+                    continue
+                coeff = coeff * weight
+                for c in range(size):
+                    der = derivatives[j][c](beta)
+                    if not alg.is_zero(der):
+                        lhs[c] = lhs[c] + der * coeff
+    reduce = getattr(alg, "reduce", lambda a: a)
+    return [reduce(c) for c in lhs]
 
 
 def _check_slaved(alg, A, memory, m0, dim):
@@ -181,7 +232,8 @@ def _half_powers(exprs) -> int:
     return sum(1 for e in exprs for p in e.atoms(sp.Pow) if p.exp.is_Rational and p.exp.q == 2)
 
 
-def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = "auto"):
+def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = "auto",
+                       progress=None):
     r"""The reduced one-step map of a memory optimizer, expanded to ``h**(order)``.
 
     Returns ``(algebra, d, manifold)``: ``d[k]`` the increments of the reduced map
@@ -213,8 +265,13 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
 
         return derivative
 
+    radical = _half_powers(list(A) + list(B)) > 0 or any(
+        p.exp.is_negative and (p.base.free_symbols & set(memory) or p.base.has(*fns))
+        for e in list(A) + list(B) for p in e.atoms(sp.Pow))
+
     def candidates():
-        if path in ("auto", "polynomial"):
+        # a polynomial ring has no square roots: skip it for a rule that takes one (Adam)
+        if path == "polynomial" or (path == "auto" and not _half_powers(list(A) + list(B))):
             try:
                 alg = PolyAlgebra(params, domain)
                 alg.from_expr(loss)
@@ -222,33 +279,40 @@ def expand_reduced_map(optimizer, loss, params, hypers, order: int, path: str = 
             except (ValueError, TypeError, sp.PolynomialError,
                     sp.polys.polyerrors.CoercionFailed):
                 pass
-        radical = _half_powers(list(A) + list(B)) > 0 or any(
-            p.exp.is_negative and (p.base.free_symbols & set(memory) or p.base.has(*fns))
-            for e in list(A) + list(B) for p in e.atoms(sp.Pow))
         for extra in (2, 4):
             if path == "jet" or (path == "auto" and not radical):
                 alg = JetAlgebra(params, loss, domain, max_order=order + 1 + extra)
                 yield alg, jet_derivative(alg)
             if path in ("auto", "rational"):
-                alg = RationalJetAlgebra(params, loss, rational_domain, order + 1 + extra,
-                                         n_atoms=8 * dim + 4 * _half_powers(list(A) + list(B)))
-                yield alg, jet_derivative(alg)
+                n_atoms = 8 * dim + 4 * _half_powers(list(A) + list(B))
+                if post:  # 1/(1 - beta) as iota symbols in normal form: no gcds
+                    alg = RationalJetAlgebra(params, loss, domain, order + 1 + extra,
+                                             n_atoms=n_atoms, post=post)
+                    yield alg, jet_derivative(alg)
+                if not post or not jets_short:  # fractions: other denominators (1 + beta)
+                    alg = RationalJetAlgebra(params, loss, rational_domain, order + 1 + extra,
+                                             n_atoms=n_atoms)
+                    yield alg, jet_derivative(alg)
         if path in ("auto", "general"):
             alg = ExprAlgebra(params)
             yield alg, concrete_derivative(alg)
 
-    reasons = []
+    reasons, jets_short = [], False
     for alg, derivative in candidates():
-        # iota-symbols pay off on polynomial rings only; expressions take the exact inverse
-        exact = alg.kind in ("rational", "general")
-        alg.post = {} if exact else post
+        # iota symbols on rings (in normal form on the rational path: its atoms need exact
+        # zero tests); plain expressions and fractions take the exact inverse
+        exact = alg.kind == "general" or (alg.kind == "rational" and not alg.post)
+        if alg.kind != "rational":
+            alg.post = {} if exact else post
+        jets_short = False
         try:
             d, manifold = reduce_on_manifold(alg, params, A, B, memory, fns, derivative, order,
-                                             exact_inv if exact else inv)
+                                             exact_inv if exact else inv, progress=progress)
             return alg, d, manifold
         except NotExpressible as err:
             reasons.append(f"{alg.kind}: {err}")
         except RuntimeError as err:  # jet order exceeded: retry with more jets
             reasons.append(f"{alg.kind}: {err}")
+            jets_short = True
     raise SymflowError(f"could not expand the update rule of {optimizer!r} on its memory "
                        f"manifold ({'; '.join(reasons)})")

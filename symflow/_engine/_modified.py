@@ -15,11 +15,13 @@ import sympy as sp
 from .._core import _validate as v
 from .._core._errors import SymflowError
 from .._core._gradient import is_zero_expr
+from .._core._progress import run_plan, set_later
 from .._core._symbols import h
 from .._trees._coordinate_free import coordinate_free_equation
 from ..optimizers._base import check_optimizer
 from ._algebra import expand_map
 from ._bea import modified_field
+from ._conversion import converted
 from ._field import field_modified_equation
 from ._game_pair import game_pair_equation, is_loss_pair
 from ._memory import expand_reduced_map, symbolic_rule
@@ -27,6 +29,16 @@ from ._point import at_point
 from ._result import ModifiedEquation
 from ._state import not_relaxing_note, state_modified_equation
 from ._tree_path import TREE, prefers_tree, tree_modified_equation
+
+#: Cost of the stages after a loop over orders, as a multiple of the loop's own cost, for the
+#: warning of a long run (:func:`~symflow._core._progress.run_plan`). Measured on Adam with
+#: symbolic betas, orders 3 and 4: the backward error analysis and the conversion to
+#: expressions after the memory manifold cost 1.3x to 1.6x the manifold.
+MEMORY_LATER = 1.5
+#: The conversion after the backward error analysis: 0.6x to 2x it for GD on the jet path
+#: (d = 4, orders 3 and 4); up to 13x on the memory path (Adam, symbolic betas), where the
+#: manifold loop has already predicted the whole run.
+CONVERSION_LATER = 1.0
 
 
 def _at(expr, params, point):
@@ -212,14 +224,34 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
     if path == TREE or (path == "auto" and prefers_tree(optimizer, loss, params, order)):
         return tree_modified_equation(optimizer, loss, params, order, allowed, progress)
     if phi is None:
-        algebra, d, manifold = expand_reduced_map(optimizer, loss, params, allowed,
-                                                  order + 1, path)
-        raw = modified_field(algebra, d, order, progress=progress)
-        return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw,
-                                manifold)
+        with run_plan(f"sf.modified_equation({optimizer!r}, order={order}) on {len(params)} "
+                      "parameters", later=MEMORY_LATER, cheaper=_cheaper(allowed, order)):
+            algebra, d, manifold = expand_reduced_map(optimizer, loss, params, allowed,
+                                                      order + 1, path, progress=progress)
+            set_later(CONVERSION_LATER)
+            raw = modified_field(algebra, d, order, progress=progress)
+            with converted(algebra, list(raw) + list(manifold), progress):
+                return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw,
+                                        manifold)
     if path == "rational":
         raise SymflowError("path='rational' applies to optimizers with memory only")
-    algebra, d = expand_map(optimizer, loss, phi, params, h, allowed, order + 1, path)
+    with run_plan(f"sf.modified_equation({optimizer!r}, order={order}) on {len(params)} "
+                  "parameters", later=CONVERSION_LATER, cheaper=_cheaper(allowed, order)):
+        algebra, d = expand_map(optimizer, loss, phi, params, h, allowed, order + 1, path)
+        return _map_equation(optimizer, loss, params, order, allowed, algebra, d, progress)
+
+
+def _cheaper(allowed, order) -> str:
+    """How to make a long derivation cheaper (the advice of its CostWarning)."""
+    tips = [f"ask for a lower order (each order below {order} is several times cheaper)"]
+    if allowed:
+        tips.append("give the hyperparameters numeric values (exact rationals)")
+    tips.append("use path='tree' for one-player optimizers built from gradients, or fewer "
+                "parameters")
+    return "; ".join(tips)
+
+
+def _map_equation(optimizer, loss, params, order, allowed, algebra, d, progress):
     identity = [algebra.from_expr(p) for p in params]
     if not all(is_zero_expr(algebra.to_expr(a - b)) for a, b in zip(d[0], identity)):
         raise SymflowError(
@@ -228,7 +260,8 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
             "for consistent maps theta_{n+1} = theta_n + O(h)"
         )
     raw = modified_field(algebra, d, order, progress=progress)
-    return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw)
+    with converted(algebra, raw, progress):
+        return ModifiedEquation(optimizer, loss, params, order, allowed, algebra, raw)
 
 
 def _coordinate_free(optimizer, loss, params, order, hyper, progress, path, reduce):

@@ -27,15 +27,15 @@ import sympy as sp
 from sympy.polys.rings import ring
 
 from .._core._gradient import (
-    expr_is_gradient,
     expr_potential,
     is_zero_expr,
     numerically_nonzero,
     random_points,
 )
 from .._core._guard import as_sympy
+from .._core._progress import stage_bar
 from ._jets import LossDerivatives, _plus, _unit, multi_indices
-from ._rings import RingArithmetic
+from ._rings import HyperInverses, RingArithmetic, ring_to_expr
 from ._series import NotExpressible
 
 
@@ -43,9 +43,9 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
     """Scalars are polynomials in parameters, jets and atoms (inverses, roots, signs)."""
 
     kind = "rational"
-    post: dict = {}
 
-    def __init__(self, params, loss, domain, max_order: int, n_atoms: int, extra_coords=()):
+    def __init__(self, params, loss, domain, max_order: int, n_atoms: int, extra_coords=(),
+                 post=None):
         self.params = tuple(params)
         self.extra_coords = tuple(extra_coords)
         self.loss = loss
@@ -67,6 +67,10 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
         self._squares = {}       # atom index -> ring element its square rewrites to
         self._dgen = {}
         self._derivs = {}
+        self._concrete_subs = None
+        # iota_q = 1/q of the hyperparameters, kept in normal form (see HyperInverses)
+        self.post = dict(post or {})
+        self._hyper = HyperInverses(domain, self.post) if self.post else None
 
     # -- arithmetic --------------------------------------------------------------------
     def jet(self, alpha):
@@ -88,7 +92,14 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
     def inverse(self, c):
         if not c:
             raise NotExpressible("division by zero")
+        c = self.reduce(c)
         if c.is_ground:
+            if self._hyper is not None:  # 1/(1 - beta) is iota; anything else is refused
+                inv = self._hyper.inverse(c.LC)
+                if inv is None:
+                    raise NotExpressible(f"division by {c.as_expr()}, a hyperparameter "
+                                         "expression with no iota symbol")
+                return self.ring(inv)
             field = self.ring.domain.get_field()
             try:
                 return self.ring(field.convert_from(c.LC, self.ring.domain) ** -1)
@@ -120,6 +131,7 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
 
     def sqrt(self, c):
         r""":math:`\sqrt{c}`: :math:`\sigma f` for :math:`c = f^2`, else a root atom."""
+        c = self.reduce(c)
         key = ("sqrt", c)
         if key in self._cache:
             return self._cache[key]
@@ -152,8 +164,13 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
 
     # -- rewriting rules -----------------------------------------------------------------
     def reduce(self, a):
-        """Apply :math:`x x^{-1} = 1`, :math:`\\sigma^2 = 1`, :math:`s^2 = c`."""
-        if not self._info or not a:
+        """Apply :math:`x x^{-1} = 1`, :math:`\\sigma^2 = 1`, :math:`s^2 = c`, and
+        :math:`\\iota_q q = 1` in the coefficients."""
+        if not a:
+            return a
+        if self._hyper is not None:
+            a = self._hyper.normalize(a)
+        if not self._info:
             return a
         signs = [self._atom0 + k for k, (kind, _) in enumerate(self._info) if kind == "sign"]
         out, changed = {}, False
@@ -234,14 +251,20 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
             if kind == "invgen":
                 sub[gen_sym] = 1 / sub.get(self.ring.symbols[payload], self.ring.symbols[payload])
                 continue
-            value = payload.as_expr().xreplace(sub)
+            value = ring_to_expr(payload, self.post).xreplace(sub)
             sub[gen_sym] = {"sign": lambda v: sp.Abs(v) / v, "inv": lambda v: 1 / v,
                             "root": sp.sqrt, "invroot": lambda v: 1 / sp.sqrt(v)}[kind](value)
         return sub
 
+    def _concrete(self):
+        """Every jet and atom as an expression of the loss, cached until an atom is added."""
+        if self._concrete_subs is None or self._concrete_subs[0] != len(self._info):
+            base = {s: self.derivative(al) for s, al in zip(self.jets, self.alphas)}
+            self._concrete_subs = (len(self._info), self._atom_values(base))
+        return self._concrete_subs[1]
+
     def to_expr(self, a):
-        base = {s: self.derivative(al) for s, al in zip(self.jets, self.alphas)}
-        return self.reduce(a).as_expr().xreplace({**self._atom_values(base), **self.post})
+        return ring_to_expr(self.reduce(a), self.post).xreplace(self._concrete())
 
     def values(self, point):
         """Numeric values (30 digits) of every generator at ``point`` (a dict of params)."""
@@ -254,19 +277,27 @@ class RationalJetAlgebra(LossDerivatives, RingArithmetic):
 
     # -- gradient structure ------------------------------------------------------------------
     def is_gradient(self, vec) -> bool:
-        asym = [self.diff(vec[i], j) - self.diff(vec[j], i)
-                for i in range(self.dim) for j in range(i + 1, self.dim)]
-        asym = [a for a in asym if a]
+        """Symmetric Jacobian: the total derivatives in the ring, refuted at random points,
+        then confirmed exactly on expressions (a sign atom is locally constant, so the ring
+        derivative is the field's derivative wherever the signs hold)."""
+        pairs = [(i, j) for i in range(self.dim) for j in range(i + 1, self.dim)]
+        asym = []
+        for i, j in stage_bar(pairs, desc="gradient test: Jacobian", progress=None):
+            a = self.diff(vec[i], j) - self.diff(vec[j], i)
+            if a:
+                asym.append(a)
         if not asym:
             return True
-        if self.post or any(s.free_symbols - set(self.params) for s in
-                            (self.ring.domain.to_sympy(c) for a in asym for c in a.coeffs())):
-            return all(is_zero_expr(self.to_expr(a)) for a in asym)
-        for point in random_points(self.params):
-            vals = self.values(point)
-            if any(numerically_nonzero(a.as_expr(), vals) for a in asym):
-                return False
-        return expr_is_gradient([self.to_expr(c) for c in vec], self.params)
+        symbolic = self.post or any(
+            s.free_symbols - set(self.params)
+            for s in (self.ring.domain.to_sympy(c) for a in asym for c in a.coeffs()))
+        if not symbolic:
+            for point in random_points(self.params):
+                vals = self.values(point)
+                if any(numerically_nonzero(a.as_expr(), vals) for a in asym):
+                    return False
+        return all(is_zero_expr(self.to_expr(a)) for a in
+                   stage_bar(asym, desc="gradient test: exact check", progress=None, weight=len))
 
     def potential(self, vec):
         if not any(vec):

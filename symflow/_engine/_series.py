@@ -57,7 +57,7 @@ class SeriesOps:
         return [x - y for x, y in zip(a, b)]
 
     def scale(self, a, c):
-        return [x * c for x in a]
+        return [self.reduce(x * c) for x in a]
 
     def mul(self, a, b):
         alg, out = self.alg, self.zero()

@@ -28,6 +28,7 @@ from .._core._gradient import expr_is_gradient, expr_potential
 from .._core._symbols import h
 from ..optimizers._base import check_optimizer
 from ._bea import modified_field
+from ._conversion import converted
 from ._memory import _half_powers, gradient_functions
 from ._ratjets import RationalJetAlgebra
 from ._result import ModifiedEquation
@@ -161,5 +162,6 @@ def state_modified_equation(optimizer, loss, params, order, hyper=(), progress=N
     coords = [alg.from_expr(s) for s in tuple(params) + memory]
     d = [tuple(coords)] + [tuple(s[k] for s in series) for k in range(1, order + 2)]
     raw = modified_field(alg, d, order, progress=progress)
-    return StateModifiedEquation(optimizer, loss, params, memory, order, allowed, alg, raw,
-                                 state_rule, note)
+    with converted(alg, raw, progress):
+        return StateModifiedEquation(optimizer, loss, params, memory, order, allowed, alg, raw,
+                                     state_rule, note)
