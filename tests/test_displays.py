@@ -175,7 +175,7 @@ def test_games_and_penalty_inequality():
                                       order=1)
     spec.eigenvalues                                      # computed once asked for
     assert "\\frac{h}{8}" in spec._repr_latex_()          # h/8 +- i/2: the outward spiral
-    assert "+0.012500+0.500000i" in spec.table(0.1)
+    assert "+0.012500+0.500000i" in str(spec.table(0.1))
     rel = sf.gradient_penalty_inequality(sp.Symbol("l"))
     text = str(rel)
     assert "|grad_x f|**2*Sum(" in text and "<= |grad_theta f|**2" in text
