@@ -32,6 +32,17 @@ equations and dynamics of stochastic gradient algorithms I*, JMLR 20, 2019, Lemm
 :math:`\varphi = (X - x)_a` and :math:`(X - x)_a(X - x)_b`. Li, Tai & E's Theorem 1 (after
 Milstein): when these moments equal the map's to :math:`O(\epsilon^{p+1})`, the SDE is a
 weak approximation of order :math:`p`.
+
+**Symbolic jets** (``jets=True``, what :func:`symflow.sme` uses). The moments are formed
+with a symbol for each jet :math:`\partial^\alpha\partial_iL` and for each pair moment
+:math:`\mathbb E\,\xi_{i,\alpha}\xi_{j,\beta}` (:class:`NoiseJets`), so every
+expectation is a linear map over the noise monomials of a polynomial in symbols, and the
+SDE side differentiates through the jets by the chain rule
+(:math:`\partial_k\,\partial^\alpha\partial_iL = \partial^{\alpha+e_k}\partial_iL`,
+:math:`\partial_k\,\mathbb E\xi_{i,\alpha}\xi_{j,\beta} = \mathbb E\xi_{i,\alpha+e_k}
+\xi_{j,\beta} + \mathbb E\xi_{i,\alpha}\xi_{j,\beta+e_k}`). The loss (often
+non-polynomial: logistic, ...) enters once, when the matched SDE is substituted at the end:
+the result is the same, exactly, and is found in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -44,6 +55,17 @@ import sympy as sp
 
 from .._core._errors import SymflowError
 from .._core._guard import as_sympy
+
+
+#: Derive SMEs in symbolic jets (:class:`NoiseJets`). False runs the earlier path, which
+#: puts the loss's derivatives in at every expectation; kept as the baseline of
+#: ``benchmarks/bench_sme.py`` and for the equality test of the two.
+_JETS = True
+
+
+def symbolic_jets() -> bool:
+    """Whether :func:`symflow.sme` derives in symbolic jets (see ``_JETS``)."""
+    return _JETS
 
 
 def multi_indices(dim: int, max_degree: int) -> list:
@@ -75,7 +97,7 @@ class GradientNoise:
         self.mean_gradient = sp.Matrix(mean_gradient)
         self.factor = sp.Matrix(factor)
         self.scale = as_sympy(scale)
-        self._mean, self._factor = {}, {}
+        self._mean, self._factor, self._pair = {}, {}, {}
 
     def mean_jet(self, i, alpha):
         r""":math:`\partial^\alpha \partial_i L`."""
@@ -92,20 +114,101 @@ class GradientNoise:
         return self._factor[(i, alpha)]
 
     def pair(self, i, alpha, j, beta):
-        r""":math:`\mathbb E\,\xi_{i,\alpha}\xi_{j,\beta}`."""
-        a, b = self.factor_jet(i, alpha), self.factor_jet(j, beta)
-        return sp.expand(self.scale * (a.T * b)[0, 0])
+        r""":math:`\mathbb E\,\xi_{i,\alpha}\xi_{j,\beta}` (cached)."""
+        key = min((i, alpha, j, beta), (j, beta, i, alpha))
+        if key not in self._pair:
+            a, b = self.factor_jet(i, alpha), self.factor_jet(j, beta)
+            self._pair[key] = sp.expand(self.scale * (a.T * b)[0, 0])
+        return self._pair[key]
+
+
+class NoiseJets:
+    r"""Symbols standing for the jets of the gradient law, and their total derivatives.
+
+    ``mean(i, alpha)`` stands for :math:`\partial^\alpha\partial_iL`, ``pair(i, alpha, j,
+    beta)`` for :math:`\mathbb E\,\xi_{i,\alpha}\xi_{j,\beta}` (symmetric in its two
+    slots). :meth:`diff` differentiates an expression in these symbols and the state by the
+    chain rule; :meth:`substitute` puts in the values of ``noise`` (a
+    :class:`GradientNoise`), which are computed only there.
+
+    Example::
+
+        >>> import sympy as sp
+        >>> w = sp.Symbol("w")
+        >>> jets = NoiseJets(GradientNoise([w], [sp.exp(w)], [[w]], 2))
+        >>> g, p = jets.mean(0, (0,)), jets.pair(0, (0,), 0, (0,))
+        >>> jets.substitute(jets.diff(g * p, w))
+        2*w**2*exp(w) + 4*w*exp(w)
+    """
+
+    def __init__(self, noise: GradientNoise):
+        self.noise = noise
+        self.index = {p: k for k, p in enumerate(noise.params)}
+        self._mean, self._pair, self._key = {}, {}, {}
+
+    def mean(self, i, alpha):
+        r"""The symbol of :math:`\partial^\alpha\partial_iL`."""
+        key = (i, tuple(alpha))
+        if key not in self._mean:
+            sym = sp.Dummy(f"g{i}_{''.join(map(str, alpha))}")
+            self._mean[key], self._key[sym] = sym, ("mean",) + key
+        return self._mean[key]
+
+    def pair(self, i, alpha, j, beta):
+        r"""The symbol of :math:`\mathbb E\,\xi_{i,\alpha}\xi_{j,\beta}`."""
+        key = min((i, tuple(alpha), j, tuple(beta)), (j, tuple(beta), i, tuple(alpha)))
+        if key not in self._pair:
+            sym = sp.Dummy(f"P{key[0]}_{''.join(map(str, key[1]))}_{key[2]}_"
+                           f"{''.join(map(str, key[3]))}")
+            self._pair[key], self._key[sym] = sym, ("pair",) + key
+        return self._pair[key]
+
+    def _derivative(self, sym, k):
+        kind, *key = self._key[sym]
+
+        def up(alpha):
+            return tuple(e + (n == k) for n, e in enumerate(alpha))
+
+        if kind == "mean":
+            i, alpha = key
+            return self.mean(i, up(alpha))
+        i, alpha, j, beta = key
+        return self.pair(i, up(alpha), j, beta) + self.pair(i, alpha, j, up(beta))
+
+    def diff(self, expr, coord):
+        """Total derivative of ``expr`` (in the state and the jet symbols) along ``coord``."""
+        out = sp.diff(expr, coord)
+        k = self.index.get(coord)
+        if k is None:
+            return out
+        for sym in sorted(expr.free_symbols & self._key.keys(), key=str):
+            out += sp.diff(expr, sym) * self._derivative(sym, k)
+        return out
+
+    def values(self, symbols=None) -> dict:
+        """``{symbol: value}`` for ``symbols`` (default: every jet symbol made so far); the
+        values (derivatives of the loss) are computed here, once each."""
+        out = {}
+        for sym in (self._key if symbols is None else symbols):
+            kind, *key = self._key[sym]
+            out[sym] = self.noise.mean_jet(*key) if kind == "mean" else self.noise.pair(*key)
+        return out
+
+    def substitute(self, expr):
+        """``expr`` (an expression or a Matrix) with the values of the jets it holds put in."""
+        return expr.xreplace(self.values(expr.free_symbols & self._key.keys()))
 
 
 class JetOracle:
     """A gradient oracle returning truncated Taylor series of ``mean + amplitude * noise``."""
 
-    def __init__(self, params, step, degree, amplitude=1):
+    def __init__(self, params, step, degree, amplitude=1, jets: NoiseJets | None = None):
         self.params, self.step, self.degree = tuple(params), step, degree
         self.amplitude = as_sympy(amplitude)
         dim = len(params)
         self.alphas = multi_indices(dim, degree)
-        self.gbar = {(i, a): sp.Dummy(f"g{i}_{''.join(map(str, a))}")
+        self.gbar = {(i, a): (jets.mean(i, a) if jets is not None else
+                              sp.Dummy(f"g{i}_{''.join(map(str, a))}"))
                      for i in range(dim) for a in self.alphas}
         self.xi = {(i, a): sp.Dummy(f"xi{i}_{''.join(map(str, a))}")
                    for i in range(dim) for a in self.alphas}
@@ -214,10 +317,17 @@ def _laurent(expr, step, size):
             out = _mul(out, part, size)
         return out
     if expr.is_Pow and expr.exp.is_Rational and not expr.exp.has(step):
-        base = _laurent(expr.base, step, size + 1)
-        base = base and _normalised(base, size + 1)
-        if base is None:
-            return None
+        extra = 1   # leading zeros of the base cost relative precision: ask for more
+        while True:
+            raw = _laurent(expr.base, step, size + extra)
+            if raw is None:
+                return None
+            base = _normalised(raw, size + extra)
+            if base is not None and base.val - raw.val <= extra:
+                break
+            if extra > size + 8:
+                return None
+            extra = base.val - raw.val if base is not None else 2 * extra + 1
         alpha = expr.exp
         if (base.val * alpha).q != 1:
             return None
@@ -248,8 +358,18 @@ def taylor_coefficients(expr, step, order: int) -> list:
         buckets = _power_buckets(sp.expand(expr), step)
         if buckets is not None:
             return [sp.Add(*buckets.get(k, ())) for k in range(order + 1)]
-    size = order + 3
+    # relative precision: from 1 term, grown until the series reaches step**order (the
+    # earlier path, _JETS = False, always asked for order + 3 terms)
+    size = 1 if _JETS else order + 3
     series = _laurent(expr, step, size)
+    for _ in range(3):
+        if series is None or series.val + size > order:
+            break
+        size = order + 1 - series.val
+        series = _laurent(expr, step, size)
+    if series is not None and series.val + size <= order:
+        size = order + 3 - series.val
+        series = _laurent(expr, step, size)
     if series is not None:
         coeffs = series.shifted(size)
         if any(sp.expand(c) != 0 for k, c in enumerate(coeffs) if series.val + k < 0):
@@ -263,36 +383,64 @@ def taylor_coefficients(expr, step, order: int) -> list:
     raise SymflowError(f"cannot expand {expr} in powers of {step}")
 
 
-class _Expectation:
-    """Expectation of polynomials in the noise jets, with pair moments from ``noise``."""
+_NOT_POLYNOMIAL = (
+    "the step of {where} is not polynomial in the minibatch gradient at the order asked (e.g. "
+    "a gradient inside a square root or a denominator), so its moments need every moment of "
+    "the minibatch, not only its covariance; the SME is derived for rules polynomial in the "
+    "gradient, and for memory that averages the gradient slowly (1 - beta = c*sf.h)")
+_CUMULANTS = (
+    "the step of {where} holds a product of {degree} minibatch-noise terms at the order "
+    "asked; its expectation needs the third (or higher) cumulants of the minibatch gradient, "
+    "which this engine does not form. Ask for a lower order")
 
-    def __init__(self, oracle: JetOracle, noise: GradientNoise, where: str):
-        self.oracle, self.noise, self.where = oracle, noise, where
-        self.values = oracle.values(noise)
+
+def noise_terms(expr, xis, where="the rule") -> dict:
+    """``{noise monomial: coefficient}`` of ``expr`` (expanded here), the monomial a sorted
+    tuple of noise symbols (``()`` for the noise-free part); a SymflowError when ``expr`` is
+    not polynomial in ``xis``. One pass over the terms: no polynomial ring is built."""
+    xis = set(xis)
+    out = {}
+    for term in sp.Add.make_args(sp.expand(expr)):
+        if not term.free_symbols & xis:
+            out[()] = out.get((), sp.S.Zero) + term
+            continue
+        coeff, rest = term.as_independent(*xis, as_Add=False)
+        mono = []
+        for base, exp in rest.as_powers_dict().items():
+            if base not in xis or not (exp.is_Integer and exp > 0):
+                raise SymflowError(_NOT_POLYNOMIAL.format(where=where))
+            mono += [base] * int(exp)
+        key = tuple(sorted(mono, key=str))
+        out[key] = out.get(key, sp.S.Zero) + coeff
+    return out
+
+
+class _Expectation:
+    """Expectation of polynomials in the noise jets, with pair moments from ``noise`` (or,
+    with ``jets``, the symbols of :class:`NoiseJets`: a linear map over the noise monomials,
+    nothing substituted)."""
+
+    def __init__(self, oracle: JetOracle, noise: GradientNoise, where: str,
+                 jets: NoiseJets | None = None):
+        self.oracle, self.noise, self.where, self.jets = oracle, noise, where, jets
+        self.values = oracle.values(noise) if jets is None else None
 
     def __call__(self, expr):
+        if self.jets is not None:
+            return self._symbolic(expr)
         expr = sp.expand(expr)
         xis = sorted(expr.free_symbols & set(self.oracle.xi_key), key=str)
         if not xis:
             return sp.expand(expr.xreplace(self.values))
         if not expr.is_polynomial(*xis):
-            raise SymflowError(
-                f"the step of {self.where} is not polynomial in the minibatch gradient at the "
-                "order asked (e.g. a gradient inside a square root or a denominator), so its "
-                "moments need every moment of the minibatch, not only its covariance; the SME "
-                "is derived for rules polynomial in the gradient, and for memory that averages "
-                "the gradient slowly (1 - beta = c*sf.h)")
+            raise SymflowError(_NOT_POLYNOMIAL.format(where=self.where))
         total = sp.S.Zero
         for mono, coeff in sp.Poly(expr, *xis).terms():
             degree = sum(mono)
             if degree == 1:
                 continue
             if degree > 2:
-                raise SymflowError(
-                    f"the step of {self.where} holds a product of {degree} minibatch-noise "
-                    "terms at the order asked; its expectation needs the third (or higher) "
-                    "cumulants of the minibatch gradient, which this engine does not form. "
-                    "Ask for a lower order")
+                raise SymflowError(_CUMULANTS.format(where=self.where, degree=degree))
             if degree == 0:
                 total += coeff
                 continue
@@ -300,6 +448,20 @@ class _Expectation:
             (i, a), (j, b) = keys
             total += coeff * self.noise.pair(i, a, j, b)
         return sp.expand(as_sympy(total).xreplace(self.values))
+
+    def _symbolic(self, expr):
+        terms = noise_terms(expr, self.oracle.xi_key, self.where)
+        total = []
+        for mono, coeff in terms.items():
+            if len(mono) > 2:
+                raise SymflowError(_CUMULANTS.format(where=self.where, degree=len(mono)))
+            if len(mono) == 1:
+                continue
+            if len(mono) == 2:
+                (i, a), (j, b) = (self.oracle.xi_key[x] for x in mono)
+                coeff = coeff * self.jets.pair(i, a, j, b)
+            total.append(coeff)
+        return sp.expand(sp.Add(*total))
 
 
 class IncrementMoments:
@@ -312,9 +474,23 @@ class IncrementMoments:
     :math:`\Delta_k \ni R_k\,\xi(\theta)` (None where the noise enters otherwise).
     """
 
-    def __init__(self, coords, step, mean, second, noise_linear):
+    def __init__(self, coords, step, mean, second, noise_linear, jets=None):
         self.coords, self.step = tuple(coords), step
         self.mean, self.second, self.noise_linear = mean, second, noise_linear
+        #: The :class:`NoiseJets` the moments are written in (None: actual values).
+        self.jets = jets
+
+    def substituted(self) -> IncrementMoments:
+        """The same moments with the jets' values put in (``self`` when there are none)."""
+        if self.jets is None:
+            return self
+        sub = self.jets.substitute
+
+        def put(mats):
+            return [None if m is None else sub(m).applyfunc(sp.expand) for m in mats]
+
+        return IncrementMoments(self.coords, self.step, put(self.mean), put(self.second),
+                                put(self.noise_linear))
 
     @property
     def order(self) -> int:
@@ -322,12 +498,15 @@ class IncrementMoments:
 
 
 def map_increment_moments(rule, coords, params, step, noise: GradientNoise, order: int,
-                          amplitude=1, second_order=None, where="the rule") -> IncrementMoments:
+                          amplitude=1, second_order=None, where="the rule",
+                          jets: bool = False) -> IncrementMoments:
     r"""Moments of the increment of ``rule(coords, oracle) -> next coords``, to ``step**order``.
 
     ``coords`` is the state (the parameters first, then any memory); the oracle is a
     :class:`JetOracle` in ``params``. ``second_order`` (default ``order``) bounds the
-    second moments.
+    second moments. With ``jets=True`` the moments are written in the symbols of a
+    :class:`NoiseJets` (``moments.jets``; :meth:`IncrementMoments.substituted` puts the
+    values in).
 
     Example (SGD: the mean step is :math:`-h\nabla L`, the second moment
     :math:`h^2(\nabla L\nabla L^\top + c\Sigma_1)`)::
@@ -342,7 +521,8 @@ def map_increment_moments(rule, coords, params, step, noise: GradientNoise, orde
     """
     second_order = order if second_order is None else second_order
     top = max(order, second_order)
-    oracle = JetOracle(params, step, top, amplitude)
+    symbols = NoiseJets(noise) if jets else None
+    oracle = JetOracle(params, step, top, amplitude, symbols)
     z = sp.Matrix(coords)
     out = rule(z, oracle)
     delta = list(sp.Matrix(out) - z)
@@ -351,7 +531,7 @@ def map_increment_moments(rule, coords, params, step, noise: GradientNoise, orde
         moving = [str(s) for s, c in zip(coords, coeffs) if c[0] != 0]
         raise SymflowError(f"{where} moves {moving} by O(1) per step as {step} -> 0; the SDE "
                            "needs increments that vanish with the step")
-    expect = _Expectation(oracle, noise, where)
+    expect = _Expectation(oracle, noise, where, symbols)
     n = len(coords)
     mean = [sp.Matrix([expect(coeffs[a][k]) for a in range(n)]) for k in range(order + 1)]
     second = []
@@ -366,6 +546,10 @@ def map_increment_moments(rule, coords, params, step, noise: GradientNoise, orde
     others = set(oracle.xi.values()) - set(base)
     noise_linear = []
     for k in range(top + 1):
+        if symbols is not None:
+            noise_linear.append(_linear_rows([coeffs[a][k] for a in range(n)], base,
+                                             oracle.xi_key))
+            continue
         rows = []
         for a in range(n):
             c = coeffs[a][k]
@@ -376,16 +560,32 @@ def map_increment_moments(rule, coords, params, step, noise: GradientNoise, orde
                 break
             rows.append([sp.expand(sp.diff(c, x).xreplace(oracle.values(noise))) for x in base])
         noise_linear.append(None if rows is None else sp.Matrix(rows))
-    return IncrementMoments(coords, step, mean, second, noise_linear)
+    return IncrementMoments(coords, step, mean, second, noise_linear, symbols)
+
+
+def _linear_rows(entries, base, xis):
+    """The matrix ``R`` with ``entries`` = (noise-free part) + ``R`` times the noise at theta
+    (``base``), or None when the noise enters otherwise."""
+    rows = []
+    for entry in entries:
+        try:
+            terms = noise_terms(entry, xis)
+        except SymflowError:
+            return None
+        if any(len(m) > 1 or (m and m[0] not in base) for m in terms):
+            return None
+        rows.append([sp.expand(terms.get((x,), sp.S.Zero)) for x in base])
+    return sp.Matrix(rows)
 
 
 def sde_increment_moments(drift, covariance, coords, step, time_step, order: int,
-                          second_order=None) -> IncrementMoments:
+                          second_order=None, jets: NoiseJets | None = None) -> IncrementMoments:
     r"""Moments of :math:`X_\tau - x` of an SDE started at :math:`x`, to ``step**order``.
 
     ``time_step`` is :math:`\tau` as a power of ``step`` (``sf.h`` for :math:`t = nh`).
     Uses :math:`\mathbb E\varphi(X_\tau) = \sum_k\tau^k\mathcal L^k\varphi/k!` for
-    :math:`\varphi` the increment and its outer square.
+    :math:`\varphi` the increment and its outer square. With ``jets`` the drift and the
+    covariance may hold its symbols; derivatives then go through :meth:`NoiseJets.diff`.
     """
     second_order = order if second_order is None else second_order
     coords = tuple(coords)
@@ -403,13 +603,15 @@ def sde_increment_moments(drift, covariance, coords, step, time_step, order: int
             return expr
         return sp.Add(*[c * step**j for j, c in enumerate(taylor_coefficients(expr, step, upto))])
 
+    diff = sp.diff if jets is None else jets.diff
+
     def gen(phi):
-        grad = [sp.diff(phi, c) for c in coords]
+        grad = [diff(phi, c) for c in coords]
         out = sum((drift[a] * grad[a] for a in range(n)), sp.S.Zero)
         for a in range(n):
             for b in range(n):
                 if cov[a, b] != 0:
-                    out += cov[a, b] * sp.diff(grad[a], coords[b]) / 2
+                    out += cov[a, b] * diff(grad[a], coords[b]) / 2
         return out
 
     @functools.cache
@@ -441,8 +643,8 @@ def sde_increment_moments(drift, covariance, coords, step, time_step, order: int
                 if k == 0:
                     val += coords[a] * coords[b]
                 second[k][a, b] = second[k][b, a] = sp.expand(val)
-    return IncrementMoments(coords, step, mean, second, [None] * (second_order + 1))
+    return IncrementMoments(coords, step, mean, second, [None] * (second_order + 1), jets)
 
 
-__all__ = ["GradientNoise", "IncrementMoments", "JetOracle", "map_increment_moments",
-           "sde_increment_moments", "taylor_coefficients"]
+__all__ = ["GradientNoise", "IncrementMoments", "JetOracle", "NoiseJets", "map_increment_moments",
+           "noise_terms", "sde_increment_moments", "symbolic_jets", "taylor_coefficients"]

@@ -25,7 +25,9 @@ from ._increment_moments import IncrementMoments, sde_increment_moments
 def match_moments(moments: IncrementMoments, time_step, mean_order: int, second_order: int,
                   where: str = "the rule"):
     r"""``(drift, D)`` matching ``moments.mean`` through ``step**mean_order`` and
-    ``moments.second`` through ``step**second_order``.
+    ``moments.second`` through ``step**second_order`` (in the jet symbols of
+    ``moments.jets`` when the moments are written in them: ``moments.jets.substitute``
+    puts the values in).
 
     Example (SGD with :math:`\Sigma = 1/2`: drift :math:`-w - \tfrac h2 w`, :math:`D = h/2`)::
 
@@ -52,7 +54,7 @@ def match_moments(moments: IncrementMoments, time_step, mean_order: int, second_
                 continue
             sde = sde_increment_moments(drift, cov, coords, step, time_step,
                                         k if kind == "mean" else 0,
-                                        k if kind == "second" else 0)
+                                        k if kind == "second" else 0, jets=moments.jets)
             target = moments.mean[k] if kind == "mean" else moments.second[k]
             have = sde.mean[k] if kind == "mean" else sde.second[k]
             resid = (target - have).applyfunc(sp.expand)

@@ -174,6 +174,22 @@ def factor_covariance(cov, params, what: str = "covariance") -> sp.Matrix:
     return psd_factor(cov, what)
 
 
+def expanded_product(*mats) -> sp.Matrix:
+    """The expanded product of matrices, entry by entry with the zero terms skipped.
+    SymPy's matrix product first builds a common domain for the entries, which takes
+    seconds when they hold a logistic loss's exponentials; this takes the sums directly."""
+    out = sp.Matrix(mats[0])
+    for right in mats[1:]:
+        right = sp.Matrix(right)
+        if out.cols != right.rows:
+            raise SymflowError(f"cannot multiply a {out.rows}x{out.cols} matrix by a "
+                               f"{right.rows}x{right.cols} one")
+        out = sp.Matrix(out.rows, right.cols, lambda i, j: sp.expand(sp.Add(*[
+            out[i, k] * right[k, j] for k in range(out.cols)
+            if out[i, k] != 0 and right[k, j] != 0])))
+    return out
+
+
 def _entries_equal(a, b, exact: bool = True) -> bool:
     """``a == b`` entrywise. Exact (expansion, then :func:`is_zero_expr`, whose ``simplify``
     can take minutes on large non-polynomial entries), or with ``exact=False`` a consistency
@@ -277,7 +293,7 @@ class SDE(LatexDisplay):
                     f"got a {sigma.shape[0]}x{sigma.shape[1]} diffusion for {d} parameters; "
                     f"sigma must be {d} x m (m = number of Brownian motions)")
         self.diffusion = sp.ImmutableMatrix(sigma)
-        computed = (self.diffusion * self.diffusion.T).applyfunc(sp.expand)
+        computed = expanded_product(self.diffusion, self.diffusion.T)
         if cov is not None and diffusion is not None:
             if not _entries_equal(cov, computed, exact=False):
                 raise SymflowError(
@@ -456,4 +472,4 @@ class SDE(LatexDisplay):
         return (self.params, self.drift, self.diffusion, self.covariance)
 
 
-__all__ = ["SDE", "check_psd_numeric", "factor_covariance", "psd_factor"]
+__all__ = ["SDE", "check_psd_numeric", "expanded_product", "factor_covariance", "psd_factor"]

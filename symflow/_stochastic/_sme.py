@@ -47,7 +47,7 @@ from .._engine._modified import modified_equation
 from ..optimizers import GD, AbstractOptimizer, AdaGrad
 from ..optimizers._sgd import SGD
 from ._dataset import as_dataset
-from ._increment_moments import GradientNoise, map_increment_moments
+from ._increment_moments import GradientNoise, map_increment_moments, symbolic_jets
 from ._moment_matching import match_moments
 from ._sde import SDE, _as_matrix, check_psd_numeric, factor_covariance, refuse_strings
 from ._sme_memory import linear_noise_factor, memory_sme
@@ -103,7 +103,10 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
     20, 2019, Theorems 1-3): its one-step increment has the map's mean to
     :math:`O(h^{p+1})` and the map's second moment to :math:`O(h^3)`
     (:mod:`symflow._stochastic._increment_moments`, :mod:`symflow._stochastic._moment_matching`).
-    For SGD, :math:`\theta_{n+1} = \theta_n - h g`, this gives
+    The matching runs on symbols for the jets of :math:`\nabla L` and for the pair moments
+    of the noise (:class:`~symflow._stochastic._increment_moments.NoiseJets`); the loss
+    enters once, in the matched SDE, so a non-polynomial loss costs little more than a
+    polynomial one. For SGD, :math:`\theta_{n+1} = \theta_n - h g`, this gives
 
     .. math::
 
@@ -243,7 +246,7 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
                 f"got batch_size={b} for a dataset of N={ds.n_samples} samples; a minibatch "
                 f"holds at most N samples: give batch_size <= {ds.n_samples}")
         factor = sp.Matrix(ds.noise_factor)
-        cov = sp.Matrix(ds.gradient_covariance)
+        cov = None   # Sigma_1, formed below where the path uses it (memory rules do not)
         scale = sampler.noise_scale(ds.n_samples)
     noise_model = GradientNoise(params, mean_gradient, factor, scale)
     allowed = (v.check_symbols(hyper, "hyper", params) | v.check_constant_hyper(optimizer, params)
@@ -251,6 +254,8 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
     if optimizer.memory_size(d):
         return memory_sme(optimizer, noise_model, mean_loss, params, order,
                           tuple(sorted(allowed, key=str)))
+    if cov is None:
+        cov = sp.Matrix(ds.gradient_covariance)
     if type(optimizer) in (SGD, GD):
         drift, sigma, covariance, me = _gradient_step_sme(noise_model, cov, mean_loss,
                                                           params, allowed, order)
@@ -259,10 +264,12 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
         rule = _memoryless_rule(optimizer)
         where = optimizer.label
         moments = map_increment_moments(rule, params, params, h, noise_model, order,
-                                        second_order=2, where=where)
+                                        second_order=2, where=where, jets=symbolic_jets())
         drift, covariance = match_moments(moments, h, order, 2, where)
         sigma, covariance = linear_noise_factor(moments, noise_model, h, 1, covariance,
                                                 base_covariance=cov)
+        if moments.jets is not None:
+            drift = moments.jets.substitute(drift)
     if noise_correction:
         if order != 2:
             raise SymflowError("noise_correction=True belongs to the order-2 SME; pass order=2")

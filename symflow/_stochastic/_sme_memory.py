@@ -45,9 +45,9 @@ from .._core._guard import as_sympy
 from .._core._symbols import h
 from .._engine._modified import modified_equation
 from ..optimizers import Adam, RMSprop
-from ._increment_moments import GradientNoise, map_increment_moments
+from ._increment_moments import GradientNoise, map_increment_moments, symbolic_jets
 from ._moment_matching import match_moments
-from ._sde import SDE, _entries_equal, factor_covariance
+from ._sde import SDE, _entries_equal, expanded_product, factor_covariance
 
 #: :math:`\sigma_0` of Malladi et al.'s scaling (stands for :math:`h\sqrt{c_{N,B}}`).
 sigma0 = sp.Symbol("sigma_0", positive=True)
@@ -66,6 +66,9 @@ def linear_noise_factor(moments, noise: GradientNoise, step, time_power, covaria
     (``base_covariance`` is :math:`\Sigma_1`); otherwise the rank-revealing Cholesky factor
     of the matched :math:`D`.
     """
+    if moments.jets is not None:
+        return _linear_noise_factor_jets(moments, noise, step, time_power, covariance, params,
+                                         base_covariance)
     covariance = sp.Matrix(covariance)
     for k, lin in enumerate(moments.noise_linear):
         if lin is None:
@@ -84,6 +87,35 @@ def linear_noise_factor(moments, noise: GradientNoise, step, time_power, covaria
         return sp.zeros(covariance.shape[0], 1), covariance
     return (factor_covariance(covariance, params or moments.coords, "SME diffusion matrix"),
             covariance)
+
+
+def _linear_noise_factor_jets(moments, noise, step, time_power, covariance, params,
+                              base_covariance):
+    """:func:`linear_noise_factor` for moments in symbolic jets: the structure is checked
+    on the symbols (a polynomial identity, exact), the values are put in afterwards; when
+    the symbols do not show it, the check runs on the values as before."""
+    jets = moments.jets
+    dim = len(noise.params)
+    zero = (0,) * dim
+    pairs = sp.Matrix(dim, dim, lambda i, j: jets.pair(i, zero, j, zero))
+    for k, lin in enumerate(moments.noise_linear):
+        if lin is None:
+            break
+        if lin.is_zero_matrix:
+            continue
+        power = step**(2 * k - time_power)
+        symbolic = (power * expanded_product(lin, pairs, lin.T) - covariance).applyfunc(sp.expand)
+        if not symbolic.is_zero_matrix:
+            break
+        lin = jets.substitute(lin).applyfunc(sp.expand)
+        sigma = expanded_product(sp.sqrt(power * noise.scale) * (-lin), noise.factor)
+        if base_covariance is None:   # c G G^T: the pair moments, already expanded
+            return sigma, expanded_product(power * lin, jets.substitute(pairs), lin.T)
+        return sigma, expanded_product(power * noise.scale * lin, sp.Matrix(base_covariance), lin.T)
+    values = moments.substituted()
+    return linear_noise_factor(values, noise, step, time_power,
+                               jets.substitute(sp.Matrix(covariance)).applyfunc(sp.expand),
+                               params, base_covariance)
 
 
 def memory_sme(optimizer, noise, mean_loss, params, order, hyper):
@@ -124,11 +156,16 @@ def relaxed_memory_sme(optimizer, noise, mean_loss, params, order, hyper) -> SDE
     """
     if order != 1:
         raise SymflowError(
-            f"got order={order} for {optimizer.label} with fixed hyperparameters: the memory "
-            "colours the noise over 1/(1-beta) steps, so only the order-1 SME on theta is "
-            "derived (drift: the reduced flow; noise: the memory filter's zero-frequency "
-            "gain). For order 2 use slow memory (e.g. beta = 1 - c*sqrt(sf.h)), where the "
-            "SME is on the whole state")
+            f"got order={order} for {optimizer.label} with fixed hyperparameters: only the "
+            "order-1 SME on theta is derived (drift: the reduced flow; noise: the memory "
+            "filter's zero-frequency gain). An order-2 SME on theta would not be sound from "
+            "one-step moments on the invariant manifold: the memory's fluctuation about the "
+            "manifold is O(h), as large as the memory itself, so each step of theta carries "
+            "the noise of the last 1/(1-beta) steps (theta alone is not Markov) and the O(h) "
+            "corrections to drift and diffusion come from that memory, not from one step. "
+            "For order 2 use slow memory (e.g. beta = 1 - c*sqrt(sf.h)), where the SME is on "
+            "the whole state (theta, memory); for exact moments of a linear regression, "
+            "symflow._stochastic._memory_moments.memory_moments")
     dim = len(params)
     size = optimizer.memory_size(dim)
     theta = sp.Matrix(params)
@@ -189,9 +226,11 @@ def slow_memory_sme(optimizer, noise, params, order, rule) -> SDE:
 
     where = f"{optimizer.label} on its whole state"
     moments = map_increment_moments(state_rule, coords, params, step, noise, order,
-                                    second_order=2, where=where)
+                                    second_order=2, where=where, jets=symbolic_jets())
     drift, cov = match_moments(moments, step, order, 2, where)
     sigma, cov = linear_noise_factor(moments, noise, step, 1, cov, coords)
+    if moments.jets is not None:
+        drift = moments.jets.substitute(drift).applyfunc(sp.expand)
     if step != h:  # back to the learning rate: step = sqrt(h) (h_value = step**2)
         back = {step: sp.sqrt(h)} if sp.expand(rule.h_value - step**2) == 0 else {}
         drift, sigma, cov = (m.xreplace(back).applyfunc(sp.expand) for m in (drift, sigma, cov))
@@ -200,23 +239,43 @@ def slow_memory_sme(optimizer, noise, params, order, rule) -> SDE:
                time=rule.time)
 
 
+def _tidy(expr):
+    """A readable form at little cost: rational functions (of the state, sqrt(u), ...)
+    factored; entries with the loss's transcendental functions kept as they are (SymPy's
+    simplify of those takes minutes)."""
+    if expr.atoms(sp.Function) or sp.count_ops(expr) > 400:
+        return expr
+    return sp.factor(expr)
+
+
 def _one_minus(beta):
-    return sp.simplify(1 - beta)
+    return sp.cancel(sp.expand(1 - beta))
 
 
 def _slow_coefficient(beta, name):
     """``c`` with ``1 - beta = c*h**2``, or a SymflowError naming the regime."""
     gap = _one_minus(beta)
-    c2 = sp.simplify(gap / h**2)
+    c2 = sp.cancel(gap / h**2)
     if gap != 0 and not c2.has(h):
         return c2
-    regime = ("fixed" if not gap.has(h) else "1 - beta = c*h (the memory's noise would need "
-              "the fourth moments of the minibatch)")
+    fixed = not gap.has(h)
+    if name in ("rho", "beta2"):
+        why = ("the preconditioner averages squared minibatch gradients, whose mean "
+               "(grad L)**2 + c_NB diag(Sigma_1) holds the noise, so at fixed beta it depends "
+               "on the noise at leading order and fluctuates with the last 1/(1 - beta) "
+               "minibatches: no SDE on theta with a small diffusion describes it" if fixed else
+               "1 - beta = c*h makes the noise of the squared gradient enter the diffusion "
+               "of v at leading order, which needs the fourth moments of the minibatch")
+    else:
+        why = ("Malladi et al.'s SDE needs the momentum slow as well (beta1 and beta2 both "
+               "1 - c*h**2)" if fixed else "the momentum must relax on the same time as the "
+               "preconditioner, 1 - beta1 = c1*h**2")
     raise SymflowError(
-        f"got {name}={beta} ({regime}); the SME of RMSprop and Adam is derived in the "
-        "scaling of Malladi, Lyu, Panigrahi & Arora (NeurIPS 2022): 1 - beta = c*sf.h**2 and "
+        f"got {name}={beta} ({'fixed' if fixed else 'not 1 - c*h**2'}): {why}. The SME of "
+        "RMSprop and Adam is derived in the slow regime of Malladi, Lyu, Panigrahi & Arora "
+        "(NeurIPS 2022), where the memory is part of the state: 1 - beta = c*sf.h**2 and "
         "eps = eps0/sf.h, e.g. sf.Adam(beta1=1 - c1*sf.h**2, beta2=1 - c2*sf.h**2, "
-        "eps=eps0/sf.h)")
+        "eps=eps0/sf.h) or sf.RMSprop(rho=1 - c*sf.h**2, eps=eps0/sf.h)")
 
 
 def _adaptive(optimizer, noise, params, order) -> SDE:
@@ -233,15 +292,21 @@ def _adaptive(optimizer, noise, params, order) -> SDE:
         Matrix([[-4*w/(eps0 + h*sqrt(u_w)), c*(-u_w + 4*w**2)]])
     """
     if order != 1:
-        raise SymflowError(f"got order={order}; Malladi et al.'s SDE for {optimizer.label} "
-                           "is a weak approximation of order 1 (pass order=1)")
+        raise SymflowError(
+            f"got order={order} for {optimizer.label} in Malladi et al.'s scaling: their SDE "
+            "is a weak approximation of order 1 (pass order=1). Order 2 is not derived "
+            "because it cannot be from the minibatch's mean and covariance: the state moves "
+            "by O(h) of noise per step (the momentum for Adam, theta for RMSprop; t = "
+            "n*h**2), so the third moment of that increment, O(h**3 E[xi**3]), enters at the "
+            "order an order-2 match must fix, and E[(du)**2] holds E[xi**4]: both need the "
+            "third and fourth cumulants of the minibatch gradient")
     dim = len(params)
     if isinstance(optimizer, RMSprop):
         _slow_coefficient(optimizer.rho, "rho")
         second = list(range(dim))
     else:
-        _slow_coefficient(optimizer.beta1, "beta1")
         _slow_coefficient(optimizer.beta2, "beta2")
+        _slow_coefficient(optimizer.beta1, "beta1")
         second = list(range(dim, 2 * dim))
     size = optimizer.memory_size(dim)
     names = optimizer.memory_names(params)
@@ -260,13 +325,17 @@ def _adaptive(optimizer, noise, params, order) -> SDE:
 
     where = f"{optimizer.label} in Malladi et al.'s scaling"
     moments = map_increment_moments(state_rule, coords, params, h, unit, 2, second_order=2,
-                                    amplitude=sigma0 / h, where=where)
+                                    amplitude=sigma0 / h, where=where, jets=symbolic_jets())
     drift, cov = match_moments(moments, h**2, 2, 2, where)
     sigma, cov = linear_noise_factor(moments, unit, h, 2, cov, coords)
     back = {sigma0: h * sp.sqrt(c)}
-    drift = drift.xreplace(back).applyfunc(sp.simplify)
-    sigma = sigma.xreplace(back).applyfunc(sp.simplify)
-    cov = cov.xreplace(back).applyfunc(sp.simplify)
+    if moments.jets is None:
+        drift = drift.xreplace(back).applyfunc(sp.simplify)
+        sigma = sigma.xreplace(back).applyfunc(sp.simplify)
+        cov = cov.xreplace(back).applyfunc(sp.simplify)
+    else:   # factored on the symbols (cheap), then the values: c1*(grad L - m), ...
+        drift = moments.jets.substitute(drift.applyfunc(sp.factor)).xreplace(back)
+        drift, sigma, cov = (m.xreplace(back).applyfunc(_tidy) for m in (drift, sigma, cov))
     name = (f"SME of {optimizer.label} on the whole state (Malladi et al. 2022 scaling: "
             "1 - beta = c*h**2, eps = eps0/h, sigma_0 = h*sqrt(c_NB), v = c_NB*u)")
     return SDE(drift=drift, diffusion=sigma, params=coords, covariance=cov, name=name,
