@@ -56,6 +56,7 @@ class ModifiedEquation(LatexDisplay):
             sp.ImmutableMatrix([algebra.to_expr(c) for c in vec]) for vec in self._raw
         )
         self._raw_manifold = raw_manifold
+        self._potential: dict = {}
         #: ``manifold_terms[k]`` is :math:`M_k` in the memory :math:`m = \sum_k h^k M_k(\theta)`
         #: on the invariant manifold (None for optimizers without memory).
         self.manifold_terms = None if raw_manifold is None else tuple(
@@ -143,15 +144,21 @@ class ModifiedEquation(LatexDisplay):
 
         :math:`V_0` is the loss itself when ``terms[0] == -grad L``.
         """
-        out = []
-        for k, vec in enumerate(self._raw):
+        return tuple(self.potential(k) for k in range(len(self._raw)))
+
+    def potential(self, k: int):
+        """:math:`V_k` alone (``potentials[k]``), without finding the other orders' potentials."""
+        if "potentials" in self.__dict__:
+            return self.potentials[k]
+        if k not in self._potential:
             if not self.gradient_orders[k]:
-                out.append(None)
+                found = None
             elif k == 0 and (c := self._loss_multiple(self.terms[0])) is not None:
-                out.append(readable_constant(c) * self.loss)  # by structure, no integration
+                found = readable_constant(c) * self.loss  # by structure, no integration
             else:
-                out.append(self._alg.potential(vec))
-        return tuple(out)
+                found = self._alg.potential(self._raw[k])
+            self._potential[k] = found
+        return self._potential[k]
 
     @property
     def modified_loss(self):
@@ -180,6 +187,8 @@ class ModifiedEquation(LatexDisplay):
         new = copy.copy(self)
         new.__dict__ = dict(self.__dict__)
         new.terms = tuple(t.applyfunc(sp.simplify) for t in self.terms)
+        new._potential = {k: None if p is None else sp.simplify(p)
+                          for k, p in self._potential.items()}
         if "potentials" in self.__dict__:
             new.potentials = tuple(None if p is None else sp.simplify(p)
                                    for p in self.potentials)

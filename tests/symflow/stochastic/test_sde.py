@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 import symflow as sf
-from symflow import SDE, SGD, Dataset, epoch_mean_flow, sme
+from symflow import SDE, SGD, Dataset, sme
 from symflow._stochastic._sde import psd_factor
 
 h = sf.h
@@ -320,45 +320,3 @@ def test_stationary_covariance_gap_on_a_quadratic(order, correction, gap_order):
         sgd1, cont1 = _stationary_covariances(1)
         gap1 = sp.series(sp.simplify((sgd1[0, 0] - cont1[0, 0]) / cont1[0, 0]), h, 0, 2)
         assert abs(lead[1] / gap1.removeO().coeff(h, 1)) > 1.5
-
-
-# -- epoch mean flow ------------------------------------------------------------------------
-def _smith_formula(batches, params):
-    m = len(batches)
-    loss = sum(batches) / m
-    g = lambda e: sp.Matrix([sp.diff(e, p) for p in params])  # noqa: E731
-    gl = g(loss)
-    spread = sum((((g(bk) - gl).T * (g(bk) - gl))[0] for bk in batches), sp.S.Zero)
-    return loss + h / 4 * (gl.T * gl)[0] + h / (4 * m) * spread
-
-
-def test_epoch_mean_flow_matches_smith_et_al_polynomial():
-    batches = [(x * y - 1) ** 2 / 2 + x**2 / 4, (x - y) ** 2 / 2 + x**3 / 3,
-               (x + 2 * y - 1) ** 2 / 2, x**4 / 12 + y**2]
-    flow = epoch_mean_flow(batches=batches, params=[x, y], order=1)
-    formula = _smith_formula(batches, [x, y])
-    grad = lambda e: sp.Matrix([sp.diff(e, p) for p in (x, y)])  # noqa: E731
-    assert mat_zero(flow.field + grad(formula))
-    assert flow.modified_loss is not None
-    assert mat_zero(grad(flow.modified_loss - formula))
-    assert "modified loss" in str(flow) and "tilde" in flow.latex()
-    # a wrong coefficient of the batch-spread term would be caught
-    wrong = formula + h / 100 * sum(((grad(bk)).T * grad(bk))[0] for bk in batches)
-    assert not mat_zero(flow.field + grad(wrong))
-
-
-def test_epoch_mean_flow_from_dataset_and_non_polynomial():
-    ds = Dataset(losses=[(w - 1) ** 2 / 2, (w + 2) ** 2 / 2, w**4 / 4, (w - 3) ** 2 / 2,
-                         w**2, (2 * w - 1) ** 2 / 8], params=[w])
-    flow = epoch_mean_flow(dataset=ds, batch_size=2, order=1)
-    batches = [ds.subset([0, 1]).mean_loss, ds.subset([2, 3]).mean_loss,
-               ds.subset([4, 5]).mean_loss]
-    assert zero(flow.field[0] + sp.diff(_smith_formula(batches, [w]), w))
-    nonpoly = [sp.log(1 + sp.exp(x * y)) + (x - 1) ** 2 / 2, sp.cos(x) + y**2 / 2]
-    flow = epoch_mean_flow(batches=nonpoly, params=[x, y], order=1)
-    res = flow.field + sp.Matrix([sp.diff(_smith_formula(nonpoly, [x, y]), p) for p in (x, y)])
-    assert all(sp.cancel(sp.expand(e)) == 0 for e in res)
-    with pytest.raises(sf.SymflowError, match="divide"):
-        epoch_mean_flow(dataset=ds, batch_size=4)
-    with pytest.raises(sf.SymflowError, match="batches"):
-        epoch_mean_flow(batches=[w**2] * 7, params=[w])
