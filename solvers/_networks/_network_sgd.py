@@ -4,8 +4,11 @@ Each path trains the same starting model with its own batch order: at step :math
 :math:`j` draws :math:`B` sample indices (with or without replacement) from
 ``fold_in(chunk_key, n)``, so a path's batches do not depend on the number of paths or
 devices, and applies the optimizer's update rule, parsed once from ``symflow``'s symbolic map
-and applied to pytrees (:mod:`solvers._networks._network_run`: SGD, heavy ball, Nesterov,
-``sf.Custom`` gradient rules; every gradient of a step uses that step's minibatch). The
+and applied to pytrees: linear rules as vector-linear forms
+(:mod:`solvers._networks._network_run`: SGD, heavy ball, Nesterov, ``sf.Custom`` gradient
+rules), element-wise rules as their one-coordinate map applied leaf by leaf
+(:mod:`solvers._networks._network_elementwise`: Adam, RMSprop, AdaGrad, element-wise
+``sf.Custom`` rules). Every gradient of a step uses that step's minibatch. The
 ensemble runs as one state ``(D, n_paths)`` (parameters and memory), chunked and sharded
 over ``jax.devices()``, with the watched functions of
 :mod:`solvers._networks._network_stats` streamed at the save times.
@@ -49,11 +52,17 @@ from jax.flatten_util import ravel_pytree
 
 import symflow as sf
 from symflow import SymflowError
+from symflow._trees._linear_rule import linear_rule
 
 from .._ode._iterate import check_lr
 from .._sde._ensemble import DEFAULT_CHUNK
 from .._sde._sgd_run import run_sgd as run_dataset_sgd
 from ._network_data import NetworkData, check_batch_size, draw_batches
+from ._network_elementwise import (
+    ElementwiseOptimizer,
+    NotElementwiseError,
+    elementwise_optimizer,
+)
 from ._network_run import network_optimizer
 from ._network_stats import NetworkEnsemble, Observer, check_count, run_network_ensemble
 from ._tree_eval import check_params, split_model
@@ -133,6 +142,24 @@ def _svag_factory(data, unravel, batch_size, replacement, r1, r2):
     return factory
 
 
+def _runner(optimizer, loss_fn, hyper):
+    """The compiled update rule: its vector-linear form when it has one (GD, momentum,
+    Nesterov, linear ``sf.Custom`` rules), else its element-wise form (Adam, RMSprop, ...)."""
+    try:
+        linear_rule(optimizer)
+    except SymflowError as linear:
+        try:
+            return elementwise_optimizer(optimizer, loss_fn, hyper)
+        except NotElementwiseError as err:
+            raise SymflowError(
+                f"run_sgd on a network applies the optimizer's parsed update rule, and "
+                f"{optimizer!r} has none: it is neither a linear rule ({linear}) nor an "
+                f"element-wise one ({err}). Network ensembles run SGD, heavy ball, Nesterov, "
+                "Adam, RMSprop, AdaGrad and sf.Custom rules that are linear in the gradients "
+                "or act on each coordinate alone") from err
+    return network_optimizer(optimizer, loss_fn, hyper)
+
+
 _KERNELS: dict = {}
 _DATA: dict = {}
 
@@ -174,15 +201,10 @@ def run_network_sgd(optimizer, loss_fn, params, dataset, *, lr, n_steps, n_paths
     batch_size = check_batch_size(batch_size, data.n_samples)
     data.check(params, batch_size)
     test_data = None if test is None else NetworkData(loss_fn, test, "test").arrays
-    try:
-        run = network_optimizer(optimizer, loss_fn, hyper)
-    except SymflowError as err:
-        raise SymflowError(
-            f"run_sgd on a network applies the optimizer's parsed update rule, and {optimizer!r} "
-            "has none: network ensembles run SGD, heavy ball, Nesterov and sf.Custom gradient "
-            f"rules (element-wise rules such as Adam and RMSprop are not parsed yet). {err}"
-        ) from err
-    state0 = run.start(params, data.batch(jnp.arange(batch_size)))
+    run = _runner(optimizer, loss_fn, hyper)
+    first = data.batch(jnp.arange(batch_size))
+    state0 = run.start(params, first, lr=lr) if isinstance(run, ElementwiseOptimizer) else \
+        run.start(params, first)
     flat, unravel_state = ravel_pytree(state0)
     d = int(ravel_pytree(params)[0].size)
     unravel_params = ravel_pytree(params)[1]
@@ -215,8 +237,11 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, **kwargs):
       ``run_sgd(optimizer, loss_fn, params, dataset, lr=..., n_steps=..., n_paths=64,
       key=0, batch_size=None, replacement=None, hyper=None, svag=1, observe=("loss",),
       test=None, sharpness_iters=20, save_every=None, ...)``. ``optimizer`` is
-      ``sf.SGD(batch_size=B)`` or any rule :func:`solvers.network_optimizer` runs (heavy
-      ball, Nesterov, ``sf.Custom``) with ``batch_size=B``; ``svag=l`` runs SVAG, the
+      ``sf.SGD(batch_size=B)``, or with ``batch_size=B`` any rule
+      :func:`solvers.network_optimizer` runs (heavy ball, Nesterov, ``sf.Custom``) or an
+      element-wise rule (``sf.Adam``, ``sf.RMSprop``, ``sf.AdaGrad``: optax's steps, memory
+      kept as pytrees like ``params``); ``hyper={name: value}`` gives values of symbolic
+      hyperparameters; ``svag=l`` runs SVAG, the
       check of the SDE (module :mod:`solvers._networks._network_sgd`). Returns a
       :class:`~solvers.NetworkEnsemble`: mean and spread of the watched functions at
       :math:`t = nh`.
