@@ -621,14 +621,8 @@ def tanh_network_loss():
 
 def _capped(fn, limit):
     """``(seconds, result)`` of a cold-cache run of ``fn``, or ``(None, None)`` past ``limit``."""
-    try:
-        with time_limit(limit):
-            clear_cache()
-            start = time.perf_counter()
-            result = fn()
-            return time.perf_counter() - start, result
-    except TimeLimitExceeded:
-        return None, None
+    sec, out = timed(fn, limit)
+    return (sec, out) if sec is not None else (None, None)
 
 
 def _row(name, what, new_s, old_name, old_s, limit, goal=None) -> bool:

@@ -32,7 +32,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import sympy as sp
 
+import symflow as sf
 from symflow import SymflowError
 
 from .._sde._sgd_run import FLOYD_MAX_BATCH, floyd_sample
@@ -97,6 +99,24 @@ class NetworkData:
         one = lambda sample: jax.grad(self.loss_fn)(
             params, tmap(lambda a: a[None], sample))
         return jax.vmap(one)(rows)
+
+
+def batch_settings(optimizer, batch_size, replacement):
+    """``(B, replacement)`` from an ``sf.SGD`` or from the arguments (other rules)."""
+    if isinstance(optimizer, sf.SGD):
+        own = None if isinstance(optimizer.batch_size, sp.Basic) else optimizer.batch_size
+        if batch_size is not None and own is not None and int(batch_size) != own:
+            raise SymflowError(f"got batch_size={batch_size} and {optimizer!r}; give one")
+        batch_size = own if batch_size is None else batch_size
+        replacement = optimizer.replacement if replacement is None else replacement
+    if batch_size is None:
+        raise SymflowError(f"got {optimizer!r} with no batch size; pass batch_size=B (the "
+                           "samples per step)")
+    if replacement is None:
+        replacement = True
+    if not isinstance(replacement, bool):
+        raise SymflowError(f"got replacement={replacement!r}; pass True or False")
+    return batch_size, replacement
 
 
 def check_batch_size(batch_size, n_samples) -> int:

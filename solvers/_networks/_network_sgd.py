@@ -57,7 +57,7 @@ from symflow._trees._linear_rule import linear_rule
 from .._ode._iterate import check_lr
 from .._sde._ensemble import DEFAULT_CHUNK
 from .._sde._sgd_run import run_sgd as run_dataset_sgd
-from ._network_data import NetworkData, check_batch_size, draw_batches
+from ._network_data import NetworkData, batch_settings, check_batch_size, draw_batches
 from ._network_elementwise import (
     ElementwiseOptimizer,
     NotElementwiseError,
@@ -69,24 +69,6 @@ from ._tree_eval import check_params, split_model
 
 #: ``fold_in`` tag of SVAG's second minibatch.
 _SECOND_BATCH = 0x5A6
-
-
-def _batches(optimizer, batch_size, replacement):
-    """``(B, replacement)`` from an ``sf.SGD`` or from the arguments (other rules)."""
-    if isinstance(optimizer, sf.SGD):
-        own = None if isinstance(optimizer.batch_size, sp.Basic) else optimizer.batch_size
-        if batch_size is not None and own is not None and int(batch_size) != own:
-            raise SymflowError(f"got batch_size={batch_size} and {optimizer!r}; give one")
-        batch_size = own if batch_size is None else batch_size
-        replacement = optimizer.replacement if replacement is None else replacement
-    if batch_size is None:
-        raise SymflowError(f"got {optimizer!r} with no batch size; pass batch_size=B (the "
-                           "samples per step)")
-    if replacement is None:
-        replacement = True
-    if not isinstance(replacement, bool):
-        raise SymflowError(f"got replacement={replacement!r}; pass True or False")
-    return batch_size, replacement
 
 
 def _svag_weights(svag) -> tuple:
@@ -188,7 +170,7 @@ def run_network_sgd(optimizer, loss_fn, params, dataset, *, lr, n_steps, n_paths
                            "sf.SGD(batch_size=8) or sf.HeavyBall(beta=0.9) with batch_size=8")
     if not callable(loss_fn):
         raise SymflowError(f"got loss_fn={loss_fn!r}; pass loss_fn(params, batch)")
-    batch_size, replacement = _batches(optimizer, batch_size, replacement)
+    batch_size, replacement = batch_settings(optimizer, batch_size, replacement)
     r1, r2 = _svag_weights(svag)
     if svag > 1 and not isinstance(optimizer, sf.SGD):
         raise SymflowError(f"got svag={svag} with {optimizer!r}; SVAG amplifies the noise of "

@@ -104,7 +104,7 @@ from symflow._core._guard import as_sympy
 from symflow._core._validate import resolve_values
 
 from .._ode._iterate import check_lr
-from ._network_data import NetworkData, check_batch_size
+from ._network_data import NetworkData, batch_settings, check_batch_size
 from ._tree_eval import check_params, split_model, tmap
 
 #: The largest state whose dense covariance :meth:`MemoryNetworkSME.covariance` will form.
@@ -238,13 +238,7 @@ class MemoryNetworkSME:
             raise SymflowError(f"got order={order!r} for {optimizer!r}; on networks the SME of "
                                "momentum and adaptive methods is derived at order 1")
         self.order = 1
-        if batch_size is None:
-            raise SymflowError(f"got {optimizer!r} with no batch_size; pass batch_size=B "
-                               "(the samples per step)")
-        if replacement is None:
-            replacement = True
-        if not isinstance(replacement, bool):
-            raise SymflowError(f"got replacement={replacement!r}; pass True or False")
+        batch_size, replacement = batch_settings(optimizer, batch_size, replacement)
         if not callable(loss_fn):
             raise SymflowError(f"got loss_fn={loss_fn!r}; pass a function loss_fn(params, "
                                "batch) returning the mean loss over the batch")

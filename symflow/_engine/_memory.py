@@ -22,8 +22,6 @@ invariant-manifold reduction of Fenichel theory).
 
 from __future__ import annotations
 
-import itertools
-import math
 
 import sympy as sp
 
@@ -35,7 +33,7 @@ from ._algebra import ExprAlgebra, PolyAlgebra
 from ._jets import JetAlgebra, _plus, _unit
 from ._ratjets import RationalJetAlgebra
 from ._rings import coefficient_domains, inverse_constants
-from ._series import Evaluator, NotExpressible, SeriesOps, multi_index_powers
+from ._series import Evaluator, NotExpressible, SeriesOps, multi_index_powers, multi_indices
 
 
 def gradient_functions(dim: int):
@@ -178,12 +176,8 @@ def _moved_manifold(alg, derivatives, shift, k, size):
     active = [i for i, s in enumerate(shift) if any(not alg.is_zero(c) for c in s)]
     dim = len(shift)
     for n in range(1, k + 1):
-        for combo in itertools.combinations_with_replacement(active, n):
-            beta = [0] * dim
-            for i in combo:
-                beta[i] += 1
-            beta = tuple(beta)
-            weight = alg.const(sp.Rational(1, math.prod(math.factorial(b) for b in beta)))
+        for beta, weight in multi_indices(active, n, dim):
+            weight = alg.const(weight)
             series = power(beta)
             for j in range(k - n + 1):
                 coeff = series[k - j]

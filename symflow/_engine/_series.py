@@ -104,6 +104,16 @@ class SeriesOps:
         return self.scale(acc, lead)
 
 
+def multi_indices(active, n: int, dim: int):
+    r"""The multi-indices :math:`\beta` of length ``dim`` and order :math:`|\beta| = n` supported
+    on the coordinates ``active``, each with its Taylor weight :math:`1/\beta!`."""
+    for combo in itertools.combinations_with_replacement(active, n):
+        beta = [0] * dim
+        for k in combo:
+            beta[k] += 1
+        yield tuple(beta), sp.Rational(1, math.prod(math.factorial(b) for b in beta))
+
+
 def multi_index_powers(ops, delta):
     r"""A function ``beta -> delta**beta`` (series), cached, for :math:`|\beta| \le` order."""
     dim = len(delta)
@@ -131,13 +141,8 @@ def taylor_compose(ops, derivative, delta):
     active = [i for i in range(dim) if any(not alg.is_zero(c) for c in delta[i])]
     out = ops.const(derivative((0,) * dim))
     for n in range(1, ops.order + 1):
-        for combo in itertools.combinations_with_replacement(active, n):
-            beta = [0] * dim
-            for k in combo:
-                beta[k] += 1
-            beta = tuple(beta)
-            coeff = alg.const(sp.Rational(1, math.prod(math.factorial(b) for b in beta)))
-            out = ops.add(out, ops.scale(power(beta), derivative(beta) * coeff))
+        for beta, weight in multi_indices(active, n, dim):
+            out = ops.add(out, ops.scale(power(beta), derivative(beta) * alg.const(weight)))
     return out
 
 
