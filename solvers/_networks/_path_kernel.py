@@ -245,7 +245,9 @@ def path_kernel(model, theta0, x_query, T, *, x_train=None, y_train=None, loss=N
     rtol, atol : float
         Diffrax ``PIDController`` tolerances (``Tsit5``).
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> x, w, b = sp.symbols("x w b")

@@ -300,7 +300,9 @@ def verify_order(optimizer, loss, params, x0, lrs, T, orders=(0, 1, 2), hyper=No
     report's ``offsets`` and ``transients`` also show what the optimizer's own initial
     memory (zeros) leaves behind after its transient.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> x, y = sp.symbols("x y")

@@ -129,7 +129,9 @@ def solve_fokker_planck(sde, bounds, cells=None, hyper=None, lr=None, T=None, p0
         the initial density ``p0`` (a function of the cell-center coordinate arrays, or an
         array of the grid's shape), by ``time_steps`` Crank–Nicolson steps.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> x = sp.Symbol("x")

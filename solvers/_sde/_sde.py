@@ -324,7 +324,9 @@ def simulate_sde(sde, x0, T, n_paths, key, dt=None, solver="euler", adaptive=Fal
     Ensemble
         ``ts`` and ``ys`` (``n_paths x len(ts) x d``) or ``stats``; ``diverged`` mask.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import jax, sympy as sp, symflow as sf, solvers as sv
         >>> x = sp.Symbol("x")

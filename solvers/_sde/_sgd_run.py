@@ -316,7 +316,9 @@ def run_sgd(optimizer, losses=None, params=None, dataset=None, *, x0, lr, n_step
     Returns an :class:`~solvers.Ensemble` of the whole state :math:`(\theta, m)`
     (``info["state"]`` names its components).
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> w = sp.Symbol("w")

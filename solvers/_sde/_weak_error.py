@@ -195,8 +195,9 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
     hyper : dict, or callable ``lr -> dict``, optional
         Numbers for the symbols of the losses, the optimizer and the SDE; a function of the
         learning rate for hyperparameters that move along the ladder (e.g. the noise
-        amplification :math:`s = \sigma_0/h` of per-sample losses
-        :math:`(1-s)L + s\ell_i`, which holds Malladi et al.'s :math:`\sigma_0` fixed).
+        amplification :math:`s = \sigma_0/h` of the per-sample losses, which become
+        the losses :math:`(1-s)L + s\ell_i` and so hold Malladi et al.'s :math:`\sigma_0`
+        fixed).
     method : "exact" or "monte_carlo"
     n_paths, key, sde_substeps, solver, progress
         Monte Carlo only: paths, PRNG key, SDE steps per optimizer step (the scheme's own
@@ -205,7 +206,9 @@ def weak_error(optimizer, losses=None, params=None, dataset=None, *, phi, x0, lr
     sdes : dict {order: symflow.SDE}, optional
         Approximations to compare instead of the derived SMEs (e.g. a hand-made one).
 
-    Example::
+    Examples
+    --------
+    SGD at orders 1 and 2, from exact moment recursions (linear regression)::
 
         >>> import sympy as sp, symflow as sf, solvers as sv
         >>> w, b = sp.symbols("w b")

@@ -254,7 +254,9 @@ def kernel_machine(model, params, inputs, x_train, y_train, loss="squared") -> K
         ``"squared"`` (:math:`(p-y)^2/2`), ``"logistic"`` (:math:`\log(1+e^{-yp})`), or a
         function ``loss(y, p)`` returning a SymPy expression.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> x, w, b = sp.symbols("x w b")

@@ -328,7 +328,9 @@ def smooth(expr, x, kernel="gaussian", width=None, method="auto"):
         ``auto``: closed forms, an unevaluated ``Integral`` for pieces without one;
         ``exact``: error instead of an ``Integral``; ``numeric``: every piece an ``Integral``.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> x = sp.Symbol("x", real=True); s = sp.Symbol("s", positive=True)
         >>> relu_s = smooth(sp.Max(0, x), x, "gaussian", s)

@@ -188,7 +188,9 @@ def modified_equation(optimizer, loss=None, params=None, order=None, hyper=(), p
         copy of ``param`` (no gradient flows through it); ``grad(p)`` holds the copies at
         ``p``, ``grad(p, q)`` at ``q`` (an EMA teacher kept in the memory).
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> x, y = sp.symbols("x y")

@@ -114,7 +114,9 @@ class Dataset:
         losses with polynomial gradients: exact coefficient statistics) or ``"explicit"``
         (sample by sample).
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp
         >>> w, x, y = sp.symbols("w x y")

@@ -71,7 +71,9 @@ class MomentSystem(LatexDisplay):
     params, degree, source
         The state symbols, :math:`k`, and what the operator belongs to.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> x = sp.Symbol("x")

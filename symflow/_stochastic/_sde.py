@@ -248,7 +248,9 @@ class SDE(LatexDisplay):
     Other symbols (the learning rate ``sf.h``, hyperparameters) are constants; they are
     listed in :attr:`constants`.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> x, s = sp.symbols("x s", positive=True)

@@ -151,7 +151,9 @@ def sme(optimizer, losses=None, params=None, dataset=None, order: int = 1, noise
         Minibatch size :math:`B` and sampling for optimizers other than ``SGD`` (``SGD``
         carries its own). ``replacement`` defaults to True.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> w = sp.Symbol("w")

@@ -425,7 +425,9 @@ def coordinate_free_equation(optimizer, order, progress=None) -> CoordinateFreeE
     Raises :class:`SymflowError` for optimizers that act coordinate-wise (RMSprop, Adam)
     or mix coordinates: they have no coordinate-free form.
 
-    Example::
+    Examples
+    --------
+    ::
 
         >>> import sympy as sp, symflow as sf
         >>> from symflow._trees._coordinate_free import coordinate_free_equation
