@@ -86,8 +86,14 @@ def test_a_chunk_is_advanced_in_short_calls_and_ctrl_c_stops_between_them(monkey
 
     monkeypatch.setattr(_ensemble, "CALL_WORK", 64 * 7)
     calls = _counting(monkeypatch, ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        sv.simulate_sde(OU, **run)
+    # Python's own Ctrl-C handler, also where the shell started this process with SIGINT
+    # ignored (a background job, `nohup`)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sv.simulate_sde(OU, **run)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(calls) == 3  # stopped at once: no call after the interrupt
 
 
