@@ -163,7 +163,25 @@ def as_sympy(value):
         >>> as_sympy(3), as_sympy(0.5)
         (3, 0.500000000000000)
     """
+    _refuse_text(value)
     return sp.sympify(value, strict=True)
+
+
+def _refuse_text(value) -> None:
+    """Raise ``SympifyError`` on text anywhere in ``value``: SymPy's strict conversion refuses
+    a string, but converts the items of a tuple, dict or set *without* ``strict`` (it would
+    parse ``("x + 1",)``)."""
+    if isinstance(value, (str, bytes)):
+        raise sp.SympifyError(value)
+    if isinstance(value, dict):
+        for item in (*value.keys(), *value.values()):
+            _refuse_text(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _refuse_text(item)
+    elif getattr(getattr(value, "dtype", None), "kind", "") in ("O", "S", "U"):  # array
+        for item in value.flat:
+            _refuse_text(item)
 
 
 def to_sympy(value, what: str = "the value"):

@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import symflow as sf
-from symflow._core._guard import read_decimal, to_sympy
+from symflow._core._guard import as_sympy, read_decimal, to_sympy
 from symflow._core._validate import MAX_ORDER, check_order
 
 x, y, c = sp.symbols("x y c")
@@ -140,6 +140,18 @@ def test_parser_limits(text, why):
     with pytest.raises(sf.UnsafeExpressionError, match=why) as err:
         sf.parse_expression(text, [x, y])
     assert len(str(err.value)) < 400  # the message quotes the text shortened
+
+
+@pytest.mark.parametrize("value", ["__import__('os').getcwd()", b"x + 1",
+                                   ["x", 1], ("y",), {"a": "b"}, {sp.Symbol("a"): ("1 + 1",)},
+                                   __import__("numpy").array(["x"])])
+def test_the_one_sympify_never_parses_text(value, monkeypatch):
+    """as_sympy (the only sympify call in the packages) refuses text, also inside containers,
+    and never reaches SymPy's parser."""
+    import sympy.parsing.sympy_parser as parser
+    monkeypatch.setattr(parser, "parse_expr", lambda *a, **k: pytest.fail("text was parsed"))
+    with pytest.raises(sp.SympifyError):
+        as_sympy(value)
 
 
 def test_a_huge_power_given_as_sympy_is_refused_too():
