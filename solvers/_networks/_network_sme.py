@@ -63,19 +63,15 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 from jax.flatten_util import ravel_pytree
 
 import symflow as sf
 from symflow import SymflowError
 
 from .._ode._iterate import check_lr
-from ._network_data import NetworkData, check_batch_size
-from ._network_sme_memory import MemoryNetworkSME, is_memory_optimizer
+from ._network_data import NetworkData, batch_settings, check_batch_size
+from ._network_sme_memory import MemoryNetworkSME, dense_covariance, is_memory_optimizer
 from ._tree_eval import check_params, network_field, split_model
-
-#: The largest model whose dense covariance :meth:`NetworkSME.covariance` will form.
-DENSE_LIMIT = 4096
 
 
 def sgd_noise(optimizer, batch_size, replacement):
@@ -87,19 +83,7 @@ def sgd_noise(optimizer, batch_size, replacement):
             "B), and with batch_size=B for sf.HeavyBall and sf.Nesterov (fixed beta or 1 - beta "
             "= c*sqrt(sf.h)) and for sf.RMSprop and sf.Adam in Malladi et al.'s scaling "
             "(1 - beta = c*sf.h**2, eps = eps0/sf.h)")
-    own = optimizer.batch_size
-    if isinstance(own, sp.Basic):
-        own = None   # a symbolic batch size: the argument decides
-    if batch_size is None:
-        if own is None:
-            raise SymflowError(f"got {optimizer!r} with a symbolic batch size and no "
-                               "batch_size=...; give a number")
-        batch_size = own
-    elif own is not None and int(batch_size) != own:
-        raise SymflowError(f"got batch_size={batch_size} and {optimizer!r}; give one batch size")
-    if replacement is None:
-        replacement = optimizer.replacement
-    return batch_size, replacement
+    return batch_settings(optimizer, batch_size, replacement)
 
 
 def check_order(order) -> int:
@@ -191,12 +175,7 @@ class NetworkSME:
 
     def covariance(self, params, lr):
         """The dense diffusion matrix :math:`\\sigma\\sigma^\\top` (small models only)."""
-        if self.dim > DENSE_LIMIT:
-            raise SymflowError(f"the model has d={self.dim} parameters; the dense d x d "
-                               f"covariance is formed only for d <= {DENSE_LIMIT}: use "
-                               ".factor(params, lr), of rank <= N - 1")
-        f = self.factor(params, lr)
-        return f @ f.T
+        return dense_covariance(self, params, lr, self.dim, "the model has d={} parameters")
 
     def __repr__(self):
         rep = "with" if self.replacement else "without"

@@ -107,11 +107,21 @@ from .._ode._iterate import check_lr
 from ._network_data import NetworkData, batch_settings, check_batch_size
 from ._tree_eval import check_params, split_model, tmap
 
-#: The largest state whose dense covariance :meth:`MemoryNetworkSME.covariance` will form.
+#: The largest model or state whose dense covariance ``.covariance`` will form.
 DENSE_LIMIT = 4096
 MOMENTUM = (sf.HeavyBall, sf.Nesterov)
 ADAPTIVE = (sf.RMSprop, sf.Adam)
 _h = sf.h
+
+
+def dense_covariance(sme, point, lr, size: int, what: str):
+    """:math:`\\sigma\\sigma^\\top` from ``sme.factor(point, lr)``, refused above
+    :data:`DENSE_LIMIT` entries (``what`` names them, ``{}`` standing for ``size``)."""
+    if size > DENSE_LIMIT:
+        raise SymflowError(f"{what.format(size)}; the dense covariance is formed only up to "
+                           f"{DENSE_LIMIT}: use .factor(..., lr), of rank <= N - 1")
+    f = sme.factor(point, lr)
+    return f @ f.T
 
 
 def is_memory_optimizer(optimizer) -> bool:
@@ -458,12 +468,7 @@ class MemoryNetworkSME:
 
     def covariance(self, state, lr):
         """The dense diffusion matrix :math:`\\sigma\\sigma^\\top` (small models only)."""
-        if self.state_dim > DENSE_LIMIT:
-            raise SymflowError(f"the state has D={self.state_dim} entries; the dense D x D "
-                               f"covariance is formed only for D <= {DENSE_LIMIT}: use "
-                               ".factor(state, lr), of rank <= N - 1")
-        f = self.factor(state, lr)
-        return f @ f.T
+        return dense_covariance(self, state, lr, self.state_dim, "the state has D={} entries")
 
     def __repr__(self):
         rep = "with" if self.replacement else "without"
