@@ -187,12 +187,14 @@ class ModifiedEquation(LatexDisplay):
         new = copy.copy(self)
         new.__dict__ = dict(self.__dict__)
         new.terms = tuple(t.applyfunc(sp.simplify) for t in self.terms)
-        new._potential = {k: None if p is None else sp.simplify(p)
-                          for k, p in self._potential.items()}
-        if "potentials" in self.__dict__:
-            new.potentials = tuple(None if p is None else sp.simplify(p)
-                                   for p in self.potentials)
+        self._map_potentials(new, sp.simplify)
         return new
+
+    def _map_potentials(self, new, fn) -> None:
+        """Give ``new`` this result's potentials found so far, each passed through ``fn``."""
+        new._potential = {k: None if p is None else fn(p) for k, p in self._potential.items()}
+        if "potentials" in self.__dict__:
+            new.potentials = tuple(None if p is None else fn(p) for p in self.potentials)
 
     def _shown(self, expr):
         return readable(expr, self.params)

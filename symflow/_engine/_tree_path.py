@@ -820,11 +820,7 @@ class TreeModifiedEquation(ModifiedEquation):
             for term in self._raw)
         if self.manifold_terms is not None:
             new.manifold_terms = tuple(t.applyfunc(sp.expand) for t in self.manifold_terms)
-        new._potential = {k: None if p is None else sp.expand(p)
-                          for k, p in self._potential.items()}
-        if "potentials" in self.__dict__:
-            new.potentials = tuple(None if p is None else sp.expand(p)
-                                   for p in self.potentials)
+        self._map_potentials(new, sp.expand)
         return new
 
 
